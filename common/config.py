@@ -1,0 +1,81 @@
+"""The paper's hyperparameters per env id, and the command line that applies them.
+
+`--env X` makes the authors' tuned configuration for X (PKU-MARL/HARL `tuned_configs/`, copied
+into ../shared/reference/harl_tuned_configs/) the defaults of the script's `Args`; any flag the
+user passes overrides them, and `--help` shows the resolved values.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+
+from common.envs import ENV_IDS, MPE_ENVS
+
+# pettingzoo_mpe/*/happo/config.json: the same for spread, speaker_listener and reference, discrete
+# and continuous. Actor and critic share epochs and minibatches in every tuned config.
+MPE_ON_POLICY = dict(
+    total_timesteps=10_000_000,
+    num_envs=20,  # n_rollout_threads
+    num_steps=200,  # episode_length: rollout length per env
+    learning_rate=5e-4,
+    critic_learning_rate=5e-4,
+    anneal_lr=False,  # use_linear_lr_decay
+    update_epochs=5,  # ppo_epoch = critic_epoch
+    num_minibatches=1,  # actor_num_mini_batch = critic_num_mini_batch
+    hidden_sizes=(128, 128),
+    gamma=0.99,
+    gae_lambda=0.95,
+    clip_coef=0.2,
+    ent_coef=0.01,
+    max_grad_norm=10.0,
+    huber_delta=10.0,
+    eval_interval=25,
+    eval_episodes=20,
+    num_eval_envs=10,
+)
+
+PRESETS: dict[str, dict[str, dict]] = {
+    "happo": {env_id: MPE_ON_POLICY for env_id in MPE_ENVS},
+}
+
+
+def fail(message: str) -> None:
+    """Bad input: one line on stderr, exit status 2 (as argparse does)."""
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
+def _env_from_argv(argv: list[str], default: str) -> str:
+    for k, arg in enumerate(argv):
+        if arg == "--env" and k + 1 < len(argv):
+            return argv[k + 1]
+        if arg.startswith("--env="):
+            return arg.split("=", 1)[1]
+    return default
+
+
+def parse_args(args_cls, algo: str, argv: list[str] | None = None):
+    """Parse the command line into `args_cls`, with the preset of `--env` as defaults."""
+    import tyro
+
+    argv = sys.argv[1:] if argv is None else argv
+    env_id = _env_from_argv(argv, args_cls.env)
+    if env_id not in ENV_IDS:
+        fail(f"unknown --env {env_id!r}; valid ids: {', '.join(ENV_IDS)}")
+    if env_id not in PRESETS[algo]:
+        fail(f"{algo} has no preset for --env {env_id}; valid ids: {', '.join(PRESETS[algo])}")
+    defaults = dataclasses.replace(args_cls(), env=env_id, **PRESETS[algo][env_id])
+    return tyro.cli(args_cls, default=defaults, args=argv)
+
+
+def check_positive(args, *names: str) -> None:
+    for name in names:
+        if getattr(args, name) <= 0:
+            fail(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
+
+
+def check_divides(batch_size: int, num_minibatches: int) -> None:
+    if batch_size % num_minibatches:
+        fail(f"--num-minibatches {num_minibatches} does not divide the batch of {batch_size} "
+             f"(num-envs x num-steps); choose a divisor of {batch_size}")

@@ -1,0 +1,252 @@
+"""Vectorised multi-agent environments behind one small interface.
+
+Every algorithm script talks to environments only through `make_vec_env`. A vector env holds
+`num_envs` copies of one task and exposes:
+
+    agents     list[AgentSpec], one per agent (observation size and action space may differ)
+    state_dim  size of the global state the centralised critic sees
+    reset(seed)   -> obs, state
+    step(actions) -> obs, state, reward, terminated, truncated, info
+
+with flat float32 arrays, so that a training loop converts numpy <-> torch once per step:
+
+    obs      (num_envs, sum of obs_dim)   agents' observations side by side, in agent order
+    state    (num_envs, state_dim)
+    actions  (num_envs, sum of act_cols)  discrete agent: 1 column holding the index;
+                                          continuous agent: action_dim columns
+    reward   (num_envs,)                  one team reward per env
+    terminated, truncated (num_envs,) bool
+
+Finished envs reset themselves inside `step`; the returned obs/state are then the first of the
+new episode, and `info` keeps what the finished episode needs:
+
+    info["final_obs"], info["final_state"]   last obs/state of the episode (rows of done envs)
+    info["episode_return"], info["episode_length"]   (num_envs,), NaN / 0 where not done
+
+Nothing here imports mpe2 (or other slow packages) at module import, so scripts can validate
+their arguments first.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import signal
+from dataclasses import dataclass
+
+import numpy as np
+
+# env id -> (mpe2 module, continuous actions, scenario kwargs). 25-step episodes as the authors.
+MPE_ENVS = {
+    "mpe_spread": ("simple_spread_v3", False, {"N": 3, "local_ratio": 0.5}),
+    "mpe_spread_continuous": ("simple_spread_v3", True, {"N": 3, "local_ratio": 0.5}),
+    "mpe_speaker_listener": ("simple_speaker_listener_v4", False, {}),
+    "mpe_speaker_listener_continuous": ("simple_speaker_listener_v4", True, {}),
+    "mpe_reference": ("simple_reference_v3", False, {"local_ratio": 0.5}),
+    "mpe_reference_continuous": ("simple_reference_v3", True, {"local_ratio": 0.5}),
+}
+MPE_EPISODE_LENGTH = 25
+ENV_IDS = tuple(MPE_ENVS)
+
+
+@dataclass(frozen=True)
+class AgentSpec:
+    """What one agent observes and how it acts."""
+
+    obs_dim: int
+    discrete: bool
+    action_dim: int  # number of choices (discrete) or vector length (continuous)
+    low: float = 0.0  # bounds of a continuous action; the env clips to them
+    high: float = 1.0
+
+    @property
+    def act_cols(self) -> int:
+        """Columns this agent occupies in the flat action array."""
+        return 1 if self.discrete else self.action_dim
+
+
+def check_env_id(env_id: str) -> None:
+    if env_id not in ENV_IDS:
+        raise ValueError(f"unknown env id {env_id!r}; valid ids: {', '.join(ENV_IDS)}")
+
+
+class MPEEnv:
+    """One mpe2 task through PettingZoo's parallel API, with flat arrays and a team reward."""
+
+    def __init__(self, env_id: str):
+        os.environ.setdefault("SDL_AUDIODRIVER", "dummy")  # mpe2 imports pygame
+        os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+        os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
+        import importlib
+
+        module, continuous, kwargs = MPE_ENVS[env_id]
+        mpe_module = importlib.import_module(f"mpe2.{module}")
+        self.env = mpe_module.parallel_env(
+            max_cycles=MPE_EPISODE_LENGTH, continuous_actions=continuous, **kwargs
+        )
+        self.names = list(self.env.possible_agents)
+        self.agents = []
+        for name in self.names:
+            obs_space, act_space = self.env.observation_space(name), self.env.action_space(name)
+            if continuous:
+                spec = AgentSpec(obs_space.shape[0], False, act_space.shape[0],
+                                 float(act_space.low.min()), float(act_space.high.max()))
+            else:
+                spec = AgentSpec(obs_space.shape[0], True, int(act_space.n))
+            self.agents.append(spec)
+        self.state_dim = sum(a.obs_dim for a in self.agents)  # mpe2 state() = concat of obs
+        self._act_splits = np.cumsum([a.act_cols for a in self.agents])[:-1]
+
+    def _flat(self, obs: dict) -> np.ndarray:
+        return np.concatenate([obs[n] for n in self.names]).astype(np.float32)
+
+    def reset(self, seed: int | None = None):
+        obs, _ = self.env.reset(seed=seed)
+        flat = self._flat(obs)
+        return flat, flat  # the global state is the concatenation of all observations
+
+    def step(self, action: np.ndarray):
+        actions = {}
+        for name, spec, a in zip(self.names, self.agents, np.split(action, self._act_splits)):
+            if spec.discrete:
+                actions[name] = int(a[0])
+            else:  # mpe2 clips out-of-bound actions too, but warns every time
+                actions[name] = np.clip(a, spec.low, spec.high).astype(np.float32)
+        obs, rewards, terms, truncs, _ = self.env.step(actions)
+        flat = self._flat(obs)
+        reward = float(sum(rewards[n] for n in self.names))  # team reward = sum over agents
+        return flat, flat, reward, any(terms.values()), any(truncs.values())
+
+    def close(self):
+        self.env.close()
+
+
+def make_single_env(env_id: str):
+    check_env_id(env_id)
+    return MPEEnv(env_id)
+
+
+class SerialVecEnv:
+    """Several envs stepped one after another in this process, with auto-reset."""
+
+    def __init__(self, env_id: str, num_envs: int, first_index: int = 0):
+        self.envs = [make_single_env(env_id) for _ in range(num_envs)]
+        self.num_envs = num_envs
+        self.first_index = first_index  # this chunk's position in a larger vector (seeding)
+        self.agents = self.envs[0].agents
+        self.state_dim = self.envs[0].state_dim
+        self.obs_dim = sum(a.obs_dim for a in self.agents)
+        self._returns = np.zeros(num_envs)
+        self._lengths = np.zeros(num_envs, dtype=np.int64)
+
+    def reset(self, seed: int | None = None):
+        """Env k is seeded with seed + k; later resets continue each env's own generator."""
+        k0 = self.first_index
+        out = [env.reset(None if seed is None else seed + k0 + k) for k, env in enumerate(self.envs)]
+        self._returns[:] = 0
+        self._lengths[:] = 0
+        return np.stack([o for o, _ in out]), np.stack([s for _, s in out])
+
+    def step(self, actions: np.ndarray):
+        obs, state = [], []
+        reward = np.zeros(self.num_envs, dtype=np.float32)
+        terminated = np.zeros(self.num_envs, dtype=bool)
+        truncated = np.zeros(self.num_envs, dtype=bool)
+        info = {
+            "final_obs": np.zeros((self.num_envs, self.obs_dim), dtype=np.float32),
+            "final_state": np.zeros((self.num_envs, self.state_dim), dtype=np.float32),
+            "episode_return": np.full(self.num_envs, np.nan),
+            "episode_length": np.zeros(self.num_envs, dtype=np.int64),
+        }
+        for k, env in enumerate(self.envs):
+            o, s, r, term, trunc = env.step(actions[k])
+            self._returns[k] += r
+            self._lengths[k] += 1
+            if term or trunc:
+                info["final_obs"][k], info["final_state"][k] = o, s
+                info["episode_return"][k] = self._returns[k]
+                info["episode_length"][k] = self._lengths[k]
+                self._returns[k], self._lengths[k] = 0.0, 0
+                o, s = env.reset()
+            obs.append(o)
+            state.append(s)
+            reward[k], terminated[k], truncated[k] = r, term, trunc
+        return np.stack(obs), np.stack(state), reward, terminated, truncated, info
+
+    def close(self):
+        for env in self.envs:
+            env.close()
+
+
+def _worker(conn, env_id: str, num_envs: int, first_index: int):
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the trainer's to handle
+    envs = SerialVecEnv(env_id, num_envs, first_index)
+    conn.send((envs.agents, envs.state_dim))
+    while True:
+        cmd, data = conn.recv()
+        if cmd == "step":
+            conn.send(envs.step(data))
+        elif cmd == "reset":
+            conn.send(envs.reset(data))
+        else:
+            envs.close()
+            conn.close()
+            return
+
+
+class SubprocVecEnv:
+    """Envs split into contiguous chunks, one worker process per chunk, stepped in parallel."""
+
+    def __init__(self, env_id: str, num_envs: int, num_workers: int):
+        num_workers = max(1, min(num_workers, num_envs))
+        bounds = np.linspace(0, num_envs, num_workers + 1).round().astype(int)
+        self.chunks = [(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]
+        ctx = mp.get_context("forkserver")
+        self.conns, self.procs = [], []
+        for start, end in self.chunks:
+            parent, child = ctx.Pipe()
+            proc = ctx.Process(target=_worker, args=(child, env_id, end - start, start), daemon=True)
+            proc.start()
+            child.close()
+            self.conns.append(parent)
+            self.procs.append(proc)
+        self.agents, self.state_dim = [c.recv() for c in self.conns][0]
+        self.num_envs = num_envs
+        self.closed = False
+
+    def reset(self, seed: int | None = None):
+        for conn in self.conns:
+            conn.send(("reset", seed))
+        obs, state = zip(*[conn.recv() for conn in self.conns])
+        return np.concatenate(obs), np.concatenate(state)
+
+    def step(self, actions: np.ndarray):
+        for conn, (start, end) in zip(self.conns, self.chunks):
+            conn.send(("step", actions[start:end]))
+        results = [conn.recv() for conn in self.conns]
+        obs, state, reward, terminated, truncated, infos = zip(*results)
+        info = {key: np.concatenate([i[key] for i in infos]) for key in infos[0]}
+        return (np.concatenate(obs), np.concatenate(state), np.concatenate(reward),
+                np.concatenate(terminated), np.concatenate(truncated), info)
+
+    def close(self):
+        if self.closed:
+            return
+        self.closed = True
+        for conn in self.conns:
+            try:
+                conn.send(("close", None))
+            except (BrokenPipeError, EOFError):
+                pass
+        for proc in self.procs:
+            proc.join(timeout=2)
+            if proc.is_alive():
+                proc.terminate()
+
+
+def make_vec_env(env_id: str, num_envs: int, num_workers: int = 0):
+    """`num_workers` 0 steps every env in this process; otherwise that many worker processes."""
+    check_env_id(env_id)
+    if num_workers <= 0:
+        return SerialVecEnv(env_id, num_envs)
+    return SubprocVecEnv(env_id, num_envs, num_workers)

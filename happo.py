@@ -1,0 +1,509 @@
+"""HAPPO: Heterogeneous-Agent Proximal Policy Optimisation.
+
+Zhong, Kuba, Feng, Hu, Ji, Yang. "Heterogeneous-Agent Reinforcement Learning", JMLR 2024
+(section 3.2.2, Algorithm 4), reproduced as the authors' code (PKU-MARL/HARL) implements it:
+one actor per agent, one centralised V(s) critic, GAE, and a sequential update in a fresh random
+agent order where each agent's PPO-clip objective is weighted by the ratios of the agents
+updated before it (the factor M, equation 11).
+
+    python happo.py --env mpe_spread --seed 1
+"""
+
+import os
+import sys
+import time
+from dataclasses import asdict, dataclass
+
+from common.config import check_divides, check_positive, fail, parse_args
+
+ALGO = "happo"
+
+
+@dataclass
+class Args:
+    env: str = "mpe_spread"
+    """environment id (see README); selects the paper's hyperparameters for it"""
+    exp_name: str = ALGO
+    """name of this experiment (part of the run name)"""
+    seed: int = 1
+    """seed of torch, numpy and the environments (env k is seeded with seed + k)"""
+    torch_deterministic: bool = True
+    """if toggled, `torch.backends.cudnn.deterministic=True`"""
+    cuda: bool = False
+    """if toggled, train on the GPU when one is available"""
+    track: bool = False
+    """if toggled, also log to Weights and Biases (needs `pip install wandb`)"""
+    wandb_project_name: str = "harl-cleanrl"
+    """the wandb project name"""
+    capture_video: bool = False
+    """if toggled, save the frames of one evaluation episode per evaluation under `videos/`"""
+    save_model: bool = False
+    """if toggled, save a checkpoint at the end of training (Ctrl-C and NaN always save one)"""
+    resume: str | None = None
+    """path of a checkpoint to continue from, with its step count"""
+
+    total_timesteps: int = 10_000_000
+    """total environment steps (one step of one env counts 1, whatever the number of agents)"""
+    num_envs: int = 20
+    """number of parallel training environments"""
+    num_workers: int = 2
+    """worker processes stepping the training environments (0: step them in this process)"""
+    num_steps: int = 200
+    """rollout length per environment and iteration"""
+    learning_rate: float = 5e-4
+    """actor learning rate (Adam, eps 1e-5)"""
+    critic_learning_rate: float = 5e-4
+    """critic learning rate (Adam, eps 1e-5)"""
+    anneal_lr: bool = False
+    """if toggled, both learning rates decay linearly to 0"""
+    update_epochs: int = 5
+    """passes over the batch per iteration, for each actor and for the critic"""
+    num_minibatches: int = 1
+    """minibatches per pass, for each actor and for the critic"""
+    hidden_sizes: tuple[int, ...] = (128, 128)
+    """hidden layer widths of actors and critic"""
+    gamma: float = 0.99
+    """discount factor"""
+    gae_lambda: float = 0.95
+    """lambda of generalised advantage estimation"""
+    clip_coef: float = 0.2
+    """PPO clip range of the policy ratio and of the value change"""
+    ent_coef: float = 0.01
+    """entropy bonus coefficient"""
+    vf_coef: float = 1.0
+    """value loss coefficient"""
+    max_grad_norm: float = 10.0
+    """gradient norm clip of actors and critic"""
+    huber_delta: float = 10.0
+    """delta of the Huber value loss"""
+
+    eval_interval: int = 25
+    """evaluate every this many iterations (0: never)"""
+    eval_episodes: int = 20
+    """episodes per evaluation, deterministic policy"""
+    num_eval_envs: int = 10
+    """environments used for evaluation"""
+    log_interval: int = 5
+    """print a progress line every this many iterations"""
+
+
+def check_args(args: Args) -> None:
+    check_positive(args, "total_timesteps", "num_envs", "num_steps", "update_epochs",
+                   "num_minibatches", "eval_episodes", "num_eval_envs", "log_interval")
+    if args.num_workers < 0 or args.eval_interval < 0:
+        fail("--num-workers and --eval-interval must be >= 0")
+    check_divides(args.num_envs * args.num_steps, args.num_minibatches)
+    if args.resume is not None and not os.path.isfile(args.resume):
+        fail(f"--resume {args.resume}: no such file")
+
+
+if __name__ == "__main__":
+    # Parsed and checked before torch and the environments load: bad input fails at once.
+    args = parse_args(Args, ALGO)
+    check_args(args)
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+import torch.nn as nn  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+from torch.distributions import Categorical, Normal  # noqa: E402
+
+from common.envs import make_vec_env  # noqa: E402
+
+
+def layer_init(layer: nn.Linear, gain: float) -> nn.Linear:
+    nn.init.orthogonal_(layer.weight, gain)
+    nn.init.constant_(layer.bias, 0.0)
+    return layer
+
+
+def mlp(in_dim: int, hidden_sizes) -> nn.Sequential:
+    """HARL's MLPBase: LayerNorm on the input features, then [Linear, ReLU, LayerNorm] per layer."""
+    layers = [nn.LayerNorm(in_dim)]
+    for size in hidden_sizes:
+        layers += [layer_init(nn.Linear(in_dim, size), nn.init.calculate_gain("relu")),
+                   nn.ReLU(), nn.LayerNorm(size)]
+        in_dim = size
+    return nn.Sequential(*layers)
+
+
+class Actor(nn.Module):
+    """pi^i(a^i | o^i): categorical for discrete actions; Gaussian with a state-independent
+    std = 0.5 * sigmoid(log_std) for continuous ones (HARL's DiagGaussian, std starts at 0.366)."""
+
+    def __init__(self, spec, hidden_sizes):
+        super().__init__()
+        self.discrete = spec.discrete
+        self.body = mlp(spec.obs_dim, hidden_sizes)
+        self.head = layer_init(nn.Linear(hidden_sizes[-1], spec.action_dim), gain=0.01)
+        if not self.discrete:
+            self.log_std = nn.Parameter(torch.ones(spec.action_dim))
+
+    def dist(self, obs):
+        out = self.head(self.body(obs))
+        if self.discrete:
+            return Categorical(logits=out)
+        return Normal(out, 0.5 * torch.sigmoid(self.log_std))
+
+    def act(self, obs, deterministic: bool = False):
+        """Actions as float columns (a discrete index in one column) and their log-probs."""
+        dist = self.dist(obs)
+        if self.discrete:
+            action = dist.probs.argmax(-1) if deterministic else dist.sample()
+            return action.unsqueeze(-1).float(), dist.log_prob(action)
+        action = dist.mean if deterministic else dist.sample()
+        return action, dist.log_prob(action).sum(-1)
+
+    def evaluate(self, obs, action):
+        """log pi(a|o) and entropy. For a Gaussian, per-dimension log-probs are summed: the
+        joint ratio is the product of per-dimension ratios (`action_aggregation: prod`)."""
+        dist = self.dist(obs)
+        if self.discrete:
+            return dist.log_prob(action.squeeze(-1).long()), dist.entropy()
+        return dist.log_prob(action).sum(-1), dist.entropy().sum(-1)
+
+
+class Critic(nn.Module):
+    """Centralised V(s) on the global state; outputs values in ValueNorm's normalised scale."""
+
+    def __init__(self, state_dim: int, hidden_sizes):
+        super().__init__()
+        self.body = mlp(state_dim, hidden_sizes)
+        self.head = layer_init(nn.Linear(hidden_sizes[-1], 1), gain=1.0)
+
+    def forward(self, state):
+        return self.head(self.body(state)).squeeze(-1)
+
+
+class ValueNorm(nn.Module):
+    """Running mean / mean-square of the value targets, debiased (HARL's ValueNorm)."""
+
+    def __init__(self, beta: float = 0.99999, epsilon: float = 1e-5):
+        super().__init__()
+        self.beta, self.epsilon = beta, epsilon
+        self.register_buffer("running_mean", torch.zeros(()))
+        self.register_buffer("running_mean_sq", torch.zeros(()))
+        self.register_buffer("debiasing_term", torch.zeros(()))
+
+    def mean_var(self):
+        debias = self.debiasing_term.clamp(min=self.epsilon)
+        mean = self.running_mean / debias
+        var = (self.running_mean_sq / debias - mean**2).clamp(min=1e-2)
+        return mean, var
+
+    @torch.no_grad()
+    def update(self, x):
+        self.running_mean.mul_(self.beta).add_((1 - self.beta) * x.mean())
+        self.running_mean_sq.mul_(self.beta).add_((1 - self.beta) * (x**2).mean())
+        self.debiasing_term.mul_(self.beta).add_(1 - self.beta)
+
+    def normalize(self, x):
+        mean, var = self.mean_var()
+        return (x - mean) / var.sqrt()
+
+    def denormalize(self, x):
+        mean, var = self.mean_var()
+        return x * var.sqrt() + mean
+
+
+def compute_gae(rewards, values, next_value, dones, truncated, gamma: float, gae_lambda: float):
+    """GAE over a (num_steps, num_envs) rollout; values in the reward scale.
+
+    dones[t]: the episode ended at step t (terminated or truncated); the next entry of the
+    rollout then belongs to a new episode. Truncation as the authors' `use_proper_time_limits`:
+    a truncated step gets advantage 0 (its return is V(s_t)); earlier steps bootstrap from the
+    value of the episode's last state.
+    """
+    advantages = torch.zeros_like(rewards)
+    gae = torch.zeros_like(next_value)
+    for t in reversed(range(rewards.shape[0])):
+        next_values = next_value if t == rewards.shape[0] - 1 else values[t + 1]
+        not_done = 1.0 - dones[t]
+        delta = rewards[t] + gamma * next_values * not_done - values[t]
+        gae = (delta + gamma * gae_lambda * not_done * gae) * (1.0 - truncated[t])
+        advantages[t] = gae
+    return advantages, advantages + values
+
+
+class NonFiniteLoss(RuntimeError):
+    def __init__(self, name: str, value: float):
+        super().__init__(f"{name} is {value}")
+        self.name = name
+
+
+def check_finite(name: str, loss) -> None:
+    if not torch.isfinite(loss):
+        raise NonFiniteLoss(name, loss.item())
+
+
+def minibatches(batch_size: int, num_minibatches: int, device):
+    perm = torch.randperm(batch_size, device=device)
+    return perm.chunk(num_minibatches)
+
+
+def train_actor(actor, optimizer, obs, actions, old_logp, advantages, factor, args: Args, name: str):
+    """PPO-clip on one agent's data, weighted by the factor of the agents before it (eq. 11):
+    loss = -mean(M * min(r A, clip(r, 1-eps, 1+eps) A)) - ent_coef * entropy."""
+    stats = []
+    for _ in range(args.update_epochs):
+        for idx in minibatches(len(obs), args.num_minibatches, obs.device):
+            logp, entropy = actor.evaluate(obs[idx], actions[idx])
+            logratio = logp - old_logp[idx]
+            ratio = logratio.exp()
+            surr1 = ratio * advantages[idx]
+            surr2 = ratio.clamp(1 - args.clip_coef, 1 + args.clip_coef) * advantages[idx]
+            policy_loss = -(factor[idx] * torch.min(surr1, surr2)).mean()
+            entropy = entropy.mean()
+            loss = policy_loss - args.ent_coef * entropy
+            check_finite(f"{name} policy_loss", loss)
+            optimizer.zero_grad()
+            loss.backward()
+            nn.utils.clip_grad_norm_(actor.parameters(), args.max_grad_norm)
+            optimizer.step()
+            with torch.no_grad():
+                approx_kl = ((ratio - 1) - logratio).mean()
+                clipfrac = ((ratio - 1).abs() > args.clip_coef).float().mean()
+            stats.append(torch.stack([policy_loss.detach(), entropy.detach(), approx_kl, clipfrac]))
+    return dict(zip(["policy_loss", "entropy", "approx_kl", "clipfrac"], torch.stack(stats).mean(0).tolist()))
+
+
+def happo_update_actors(actors, optimizers, obs, actions, old_logp, advantages, agent_order, args: Args):
+    """Algorithm 4's sequential update. Agent i_m trains with
+    M^{i_1:m} = prod_{j<m} pi_new^{i_j}(a^{i_j}|o^{i_j}) / pi_old^{i_j}(a^{i_j}|o^{i_j}),
+    evaluated on the whole batch after agent i_j's update, without gradient and unclipped.
+    Returns each agent's training statistics and the factor it trained with."""
+    factor = torch.ones_like(advantages)
+    stats, factors = {}, {}
+    for i in agent_order:
+        factors[i] = factor
+        stats[i] = train_actor(actors[i], optimizers[i], obs[i], actions[i], old_logp[i],
+                               advantages, factor, args, f"agent {i}")
+        with torch.no_grad():
+            new_logp, _ = actors[i].evaluate(obs[i], actions[i])
+        factor = factor * torch.exp(new_logp - old_logp[i])
+    return stats, factors
+
+
+def train_critic(critic, optimizer, value_norm, states, old_values, returns, args: Args):
+    """Clipped Huber value loss on ValueNorm-normalised targets; ValueNorm is updated with each
+    minibatch's returns before they are normalised, as in the authors' code."""
+    losses = []
+    for _ in range(args.update_epochs):
+        for idx in minibatches(len(states), args.num_minibatches, states.device):
+            value_norm.update(returns[idx])
+            target = value_norm.normalize(returns[idx])
+            values = critic(states[idx])
+            values_clipped = old_values[idx] + (values - old_values[idx]).clamp(-args.clip_coef, args.clip_coef)
+            value_loss = torch.max(
+                F.huber_loss(values, target, reduction="none", delta=args.huber_delta),
+                F.huber_loss(values_clipped, target, reduction="none", delta=args.huber_delta),
+            ).mean()
+            check_finite("value_loss", value_loss)
+            optimizer.zero_grad()
+            (args.vf_coef * value_loss).backward()
+            nn.utils.clip_grad_norm_(critic.parameters(), args.max_grad_norm)
+            optimizer.step()
+            losses.append(value_loss.detach())
+    return torch.stack(losses).mean().item()
+
+
+def joint_act(actors, obs, obs_dims, deterministic: bool = False):
+    """Every agent acts on its slice of the flat observation; returns flat actions, log-probs."""
+    actions, logps = zip(*[actor.act(o, deterministic) for actor, o in zip(actors, obs.split(obs_dims, -1))])
+    return torch.cat(actions, -1), torch.stack(logps, -1)
+
+
+@torch.no_grad()
+def evaluate(actors, envs, obs_dims, num_episodes: int, device):
+    """Deterministic policy (the mode of each actor) on separate envs, `num_episodes` episodes."""
+    returns = []
+    obs, _ = envs.reset()
+    while len(returns) < num_episodes:
+        action, _ = joint_act(actors, torch.as_tensor(obs, device=device), obs_dims, deterministic=True)
+        obs, _, _, _, _, info = envs.step(action.cpu().numpy())
+        returns.extend(info["episode_return"][~np.isnan(info["episode_return"])].tolist())
+    return returns[:num_episodes]
+
+
+def save_checkpoint(path, actors, critic, value_norm, actor_optimizers, critic_optimizer, args, global_step, iteration):
+    """One file with everything `--resume` needs."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    torch.save({
+        "algo": ALGO, "env": args.env, "args": asdict(args),
+        "global_step": global_step, "iteration": iteration,
+        "actors": [a.state_dict() for a in actors],
+        "critic": critic.state_dict(), "value_norm": value_norm.state_dict(),
+        "actor_optimizers": [o.state_dict() for o in actor_optimizers],
+        "critic_optimizer": critic_optimizer.state_dict(),
+    }, path)
+    print(f"checkpoint saved to {path}")
+
+
+def load_checkpoint(path, args: Args):
+    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    if ckpt.get("algo") != ALGO or ckpt.get("env") != args.env:
+        fail(f"--resume {path} is a {ckpt.get('algo')} checkpoint for {ckpt.get('env')}, "
+             f"not {ALGO} for {args.env}")
+    return ckpt
+
+
+if __name__ == "__main__":
+    from torch.utils.tensorboard import SummaryWriter
+
+    ckpt = load_checkpoint(args.resume, args) if args.resume else None
+    run_name = f"{args.env}__{args.exp_name}__{args.seed}__{int(time.time())}"
+    config_table = "\n".join(f"|{key}|{value}|" for key, value in asdict(args).items())
+    print(f"{run_name}\n|param|value|\n|-|-|\n{config_table}")
+    if args.track:
+        import wandb
+
+        wandb.init(project=args.wandb_project_name, sync_tensorboard=True, config=asdict(args),
+                   name=run_name, save_code=True)
+    writer = SummaryWriter(f"runs/{run_name}")
+    writer.add_text("hyperparameters", f"|param|value|\n|-|-|\n{config_table}")
+
+    # seeding
+    np.random.seed(args.seed)
+    torch.manual_seed(args.seed)
+    torch.backends.cudnn.deterministic = args.torch_deterministic
+    device = torch.device("cuda" if torch.cuda.is_available() and args.cuda else "cpu")
+
+    # env setup
+    envs = make_vec_env(args.env, args.num_envs, args.num_workers)
+    eval_envs = make_vec_env(args.env, args.num_eval_envs, 0)
+    eval_envs.reset(seed=args.seed + 100_000)  # evaluation episodes never share seeds with training
+    num_agents = len(envs.agents)
+    obs_dims = [spec.obs_dim for spec in envs.agents]
+    act_cols = [spec.act_cols for spec in envs.agents]
+
+    # agent setup: one actor per agent (no parameter sharing), one critic
+    actors = [Actor(spec, args.hidden_sizes).to(device) for spec in envs.agents]
+    critic = Critic(envs.state_dim, args.hidden_sizes).to(device)
+    value_norm = ValueNorm().to(device)
+    actor_optimizers = [torch.optim.Adam(a.parameters(), lr=args.learning_rate, eps=1e-5) for a in actors]
+    critic_optimizer = torch.optim.Adam(critic.parameters(), lr=args.critic_learning_rate, eps=1e-5)
+
+    # storage
+    T, E = args.num_steps, args.num_envs
+    obs_buf = torch.zeros((T, E, sum(obs_dims)), device=device)
+    state_buf = torch.zeros((T, E, envs.state_dim), device=device)
+    actions_buf = torch.zeros((T, E, sum(act_cols)), device=device)
+    logp_buf = torch.zeros((T, E, num_agents), device=device)
+    rewards_buf = torch.zeros((T, E), device=device)
+    dones_buf = torch.zeros((T, E), device=device)
+    truncated_buf = torch.zeros((T, E), device=device)
+    values_buf = torch.zeros((T, E), device=device)  # normalised, as the critic outputs
+
+    global_step, start_iteration = 0, 1
+    if ckpt is not None:
+        for actor, sd in zip(actors, ckpt["actors"]):
+            actor.load_state_dict(sd)
+        for opt, sd in zip(actor_optimizers, ckpt["actor_optimizers"]):
+            opt.load_state_dict(sd)
+        critic.load_state_dict(ckpt["critic"])
+        critic_optimizer.load_state_dict(ckpt["critic_optimizer"])
+        value_norm.load_state_dict(ckpt["value_norm"])
+        global_step, start_iteration = ckpt["global_step"], ckpt["iteration"] + 1
+        print(f"resumed from {args.resume} at step {global_step}")
+
+    batch_size = T * E
+    num_iterations = args.total_timesteps // batch_size
+    checkpoint_path = f"runs/{run_name}/{args.exp_name}.cleanrl_model"
+    next_obs, next_state = envs.reset(seed=args.seed)
+    next_obs = torch.as_tensor(next_obs, device=device)
+    next_state = torch.as_tensor(next_state, device=device)
+    start_time, start_step = time.time(), global_step
+    iteration, trained_step = start_iteration - 1, global_step  # last completed iteration
+    episode_returns, eval_return = [], float("nan")
+    try:
+        for iteration in range(start_iteration, num_iterations + 1):
+            if args.anneal_lr:
+                frac = 1.0 - (iteration - 1.0) / num_iterations
+                for opt in actor_optimizers:
+                    opt.param_groups[0]["lr"] = frac * args.learning_rate
+                critic_optimizer.param_groups[0]["lr"] = frac * args.critic_learning_rate
+
+            # rollout
+            for step in range(T):
+                global_step += E
+                obs_buf[step], state_buf[step] = next_obs, next_state
+                with torch.no_grad():
+                    action, logp = joint_act(actors, next_obs, obs_dims)
+                    values_buf[step] = critic(next_state)
+                actions_buf[step], logp_buf[step] = action, logp
+                next_obs, next_state, reward, terminated, truncated, info = envs.step(action.cpu().numpy())
+                done = terminated | truncated
+                rewards_buf[step] = torch.as_tensor(reward, device=device)
+                dones_buf[step] = torch.as_tensor(done, device=device, dtype=torch.float32)
+                truncated_buf[step] = torch.as_tensor(truncated & ~terminated, device=device, dtype=torch.float32)
+                next_obs = torch.as_tensor(next_obs, device=device)
+                next_state = torch.as_tensor(next_state, device=device)
+                if done.any():
+                    episode_returns.extend(info["episode_return"][done].tolist())
+                    for r, length in zip(info["episode_return"][done], info["episode_length"][done]):
+                        writer.add_scalar("charts/episodic_return", r, global_step)
+                        writer.add_scalar("charts/episodic_length", length, global_step)
+
+            # advantages on the denormalised values
+            with torch.no_grad():
+                next_value = value_norm.denormalize(critic(next_state))
+                advantages, returns = compute_gae(
+                    rewards_buf, value_norm.denormalize(values_buf), next_value,
+                    dones_buf, truncated_buf, args.gamma, args.gae_lambda)
+
+            # flatten the batch; one normalised advantage shared by all agents
+            b_obs = obs_buf.reshape(batch_size, -1).split(obs_dims, -1)
+            b_actions = actions_buf.reshape(batch_size, -1).split(act_cols, -1)
+            b_logp = logp_buf.reshape(batch_size, num_agents).unbind(-1)
+            b_advantages = advantages.reshape(-1)
+            b_advantages = (b_advantages - b_advantages.mean()) / (b_advantages.std(correction=0) + 1e-5)
+
+            # sequential actor updates in a fresh random order, then the critic
+            agent_order = torch.randperm(num_agents).tolist()
+            actor_stats, _ = happo_update_actors(actors, actor_optimizers, b_obs, b_actions, b_logp,
+                                                 b_advantages, agent_order, args)
+            value_loss = train_critic(critic, critic_optimizer, value_norm, state_buf.reshape(batch_size, -1),
+                                      values_buf.reshape(-1), returns.reshape(-1), args)
+            trained_step = global_step
+
+            # logging
+            sps = int((global_step - start_step) / (time.time() - start_time))
+            writer.add_scalar("charts/SPS", sps, global_step)
+            writer.add_scalar("charts/learning_rate", actor_optimizers[0].param_groups[0]["lr"], global_step)
+            writer.add_scalar("losses/value_loss", value_loss, global_step)
+            for key in ["policy_loss", "entropy", "approx_kl", "clipfrac"]:
+                writer.add_scalar(f"losses/{key}", np.mean([s[key] for s in actor_stats.values()]), global_step)
+                for i, s in actor_stats.items():
+                    writer.add_scalar(f"agents/{i}/{key}", s[key], global_step)
+
+            if args.eval_interval and (iteration % args.eval_interval == 0 or iteration == num_iterations):
+                eval_returns = evaluate(actors, eval_envs, obs_dims, args.eval_episodes, device)
+                eval_return = float(np.mean(eval_returns))
+                writer.add_scalar("eval/episodic_return", eval_return, global_step)
+
+            if iteration % args.log_interval == 0 or iteration == num_iterations:
+                train_return = np.mean(episode_returns) if episode_returns else float("nan")
+                print(f"iter {iteration}/{num_iterations} step {global_step} return {train_return:.2f} "
+                      f"eval {eval_return:.2f} value_loss {value_loss:.4f} "
+                      f"policy_loss {np.mean([s['policy_loss'] for s in actor_stats.values()]):.4f} SPS {sps}",
+                      flush=True)
+                episode_returns = []
+    except KeyboardInterrupt:
+        print(f"\ninterrupted at iteration {iteration}, step {global_step}")
+        save_checkpoint(checkpoint_path, actors, critic, value_norm, actor_optimizers, critic_optimizer,
+                        args, trained_step, iteration - 1)
+        envs.close()
+        sys.exit(130)
+    except NonFiniteLoss as err:
+        print(f"error: non-finite loss at iteration {iteration}: {err}", file=sys.stderr)
+        save_checkpoint(checkpoint_path, actors, critic, value_norm, actor_optimizers, critic_optimizer,
+                        args, trained_step, iteration - 1)
+        envs.close()
+        sys.exit(1)
+
+    if args.save_model:
+        save_checkpoint(checkpoint_path, actors, critic, value_norm, actor_optimizers, critic_optimizer,
+                        args, global_step, num_iterations)
+    envs.close()
+    eval_envs.close()
+    writer.close()
