@@ -48,6 +48,8 @@ class Args:
     """number of parallel training environments"""
     num_workers: int = 2
     """worker processes stepping the training environments (0: step them in this process)"""
+    torch_threads: int = 1
+    """torch CPU threads; more than 1 spins on the cores the env workers need (measured slower)"""
     num_steps: int = 200
     """rollout length per environment and iteration"""
     learning_rate: float = 5e-4
@@ -88,7 +90,7 @@ class Args:
 
 
 def check_args(args: Args) -> None:
-    check_positive(args, "total_timesteps", "num_envs", "num_steps", "update_epochs",
+    check_positive(args, "total_timesteps", "num_envs", "num_steps", "update_epochs", "torch_threads",
                    "num_minibatches", "eval_episodes", "num_eval_envs", "log_interval")
     if args.num_workers < 0 or args.eval_interval < 0:
         fail("--num-workers and --eval-interval must be >= 0")
@@ -366,6 +368,7 @@ if __name__ == "__main__":
     np.random.seed(args.seed)
     torch.manual_seed(args.seed)
     torch.backends.cudnn.deterministic = args.torch_deterministic
+    torch.set_num_threads(args.torch_threads)
     device = torch.device("cuda" if torch.cuda.is_available() and args.cuda else "cpu")
 
     # env setup

@@ -1,0 +1,48 @@
+"""Helpers shared by the tests: run a script as a user would, read what it logged."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+# The smallest budget that still runs every part of an on-policy script: rollout, update,
+# evaluation, logging (2 iterations of 2 envs x 25 steps).
+TINY = ["--num-envs", "2", "--num-steps", "25", "--total-timesteps", "100", "--num-workers", "1",
+        "--eval-interval", "1", "--eval-episodes", "2", "--num-eval-envs", "2", "--log-interval", "1"]
+
+
+def run_script(script: str, *args: str, cwd, timeout: float = 300, **popen) -> subprocess.CompletedProcess:
+    """`python <script> <args>` from `cwd` (runs/ goes there), output captured as text."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.run([sys.executable, str(REPO / script), *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=timeout, **popen)
+
+
+def run_dir(cwd) -> Path:
+    """The single run directory a script created under cwd/runs."""
+    (path,) = (Path(cwd) / "runs").iterdir()
+    return path
+
+
+def read_scalars(path) -> dict[str, list[tuple[int, float]]]:
+    """TensorBoard scalars of a run: tag -> [(step, value), ...]."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(path), size_guidance={"scalars": 0})
+    acc.Reload()
+    return {tag: [(e.step, e.value) for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}
+
+
+@pytest.fixture
+def tiny_run(tmp_path):
+    """Run a script with the TINY budget (plus extra args) in a fresh directory; must succeed."""
+    def _run(script: str, *args: str, cwd=None) -> subprocess.CompletedProcess:
+        result = run_script(script, *TINY, *args, cwd=cwd or tmp_path)
+        assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+        return result
+    return _run

@@ -1,0 +1,104 @@
+"""Every script end to end, as a user runs it: smoke runs, determinism, bad input, checkpoints."""
+
+import signal
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from common.envs import MPE_ENVS
+from conftest import REPO, TINY, read_scalars, run_dir, run_script
+
+SCRIPTS = ["happo.py"]
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+@pytest.mark.parametrize("env_id", list(MPE_ENVS))
+def test_smoke(script, env_id, tiny_run, tmp_path):
+    result = tiny_run(script, "--env", env_id)
+    assert "iter 2/2 step 100" in result.stdout
+    scalars = read_scalars(run_dir(tmp_path))
+    for tag in ["charts/episodic_return", "charts/SPS", "losses/value_loss", "losses/policy_loss",
+                "losses/entropy", "losses/approx_kl", "eval/episodic_return"]:
+        assert tag in scalars, tag
+    assert len(scalars["eval/episodic_return"]) == 2
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_same_seed_same_losses(script, tmp_path):
+    """Two runs with one seed (env workers included) log identical losses and returns."""
+    logs = []
+    for name in ["a", "b"]:
+        (tmp_path / name).mkdir()
+        result = run_script(script, "--env", "mpe_spread", "--num-envs", "4", "--num-steps", "50",
+                            "--total-timesteps", "600", "--num-workers", "2", "--eval-interval", "0",
+                            "--seed", "3", cwd=tmp_path / name)
+        assert result.returncode == 0, result.stderr[-3000:]
+        logs.append(read_scalars(run_dir(tmp_path / name)))
+    for tag in ["losses/value_loss", "losses/policy_loss", "losses/entropy", "charts/episodic_return"]:
+        assert len(logs[0][tag]) >= 3
+        assert logs[0][tag] == logs[1][tag], tag
+
+
+BAD_INPUT = [
+    (["--env", "mpe_nope"], "valid ids: mpe_spread, "),
+    (["--num-envs", "3", "--num-steps", "5", "--num-minibatches", "2"], "--num-minibatches 2 does not divide"),
+    (["--num-envs", "0"], "--num-envs must be positive"),
+    (["--resume", "missing.cleanrl_model"], "no such file"),
+]
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+@pytest.mark.parametrize("args, message", BAD_INPUT)
+def test_bad_input_fails_fast_with_one_line(script, args, message, tmp_path):
+    """Checked before torch, the environments or any worker load: exit 2 and one line."""
+    probe = ("import os, runpy, sys; sys.argv = sys.argv[1:]; sys.path.insert(0, os.path.dirname(sys.argv[0]))\n"
+             "try: runpy.run_path(sys.argv[0], run_name='__main__')\n"
+             "except SystemExit as e: print('torch' in sys.modules, 'mpe2' in sys.modules, e.code)")
+    result = subprocess.run([sys.executable, "-c", probe, str(REPO / script), *args], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=60)
+    assert result.stdout.strip() == "False False 2", result.stdout + result.stderr
+    assert result.stderr.count("\n") == 1 and message in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_save_resume_and_wrong_env(script, tiny_run, tmp_path):
+    tiny_run(script, "--save-model")
+    (ckpt,) = run_dir(tmp_path).glob("*.cleanrl_model")
+    state = torch.load(ckpt, weights_only=True)
+    assert state["global_step"] == 100 and state["env"] == "mpe_spread"
+    assert {"actors", "critic", "value_norm", "actor_optimizers", "critic_optimizer", "args"} <= set(state)
+
+    (tmp_path / "resumed").mkdir()
+    result = tiny_run(script, "--resume", str(ckpt), "--total-timesteps", "200", cwd=tmp_path / "resumed")
+    assert "resumed from" in result.stdout and "at step 100" in result.stdout
+    assert "iter 4/4 step 200" in result.stdout and "iter 1/" not in result.stdout
+
+    wrong = run_script(script, *TINY, "--env", "mpe_reference", "--resume", str(ckpt), cwd=tmp_path)
+    assert wrong.returncode == 2 and "checkpoint for mpe_spread" in wrong.stderr
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_nan_loss_stops_with_iteration_and_loss_named(script, tmp_path):
+    result = run_script(script, *TINY, "--ent-coef", "nan", cwd=tmp_path)
+    assert result.returncode == 1
+    assert "non-finite loss at iteration 1" in result.stderr and "policy_loss is nan" in result.stderr
+    assert list(run_dir(tmp_path).glob("*.cleanrl_model"))
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_ctrl_c_saves_a_checkpoint(script, tmp_path):
+    proc = subprocess.Popen([sys.executable, "-u", str(REPO / script), *TINY, "--total-timesteps", "10000000"],
+                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        for line in proc.stdout:  # wait until training is under way
+            if line.startswith("iter 2/"):
+                break
+        proc.send_signal(signal.SIGINT)
+        out = proc.communicate(timeout=60)[0]
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, out
+    assert "checkpoint saved" in out
+    assert list(run_dir(tmp_path).glob("*.cleanrl_model"))
