@@ -110,7 +110,7 @@ import torch.nn as nn  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from torch.distributions import Categorical, Normal  # noqa: E402
 
-from common.envs import make_vec_env  # noqa: E402
+from common.envs import make_vec_env, record_episode  # noqa: E402
 
 
 def layer_init(layer: nn.Linear, gain: float) -> nn.Linear:
@@ -483,6 +483,12 @@ if __name__ == "__main__":
                 eval_returns = evaluate(actors, eval_envs, obs_dims, args.eval_episodes, device)
                 eval_return = float(np.mean(eval_returns))
                 writer.add_scalar("eval/episodic_return", eval_return, global_step)
+                if args.capture_video:
+                    def policy(o):
+                        with torch.no_grad():
+                            obs_t = torch.as_tensor(o, device=device)
+                            return joint_act(actors, obs_t, obs_dims, deterministic=True)[0].cpu().numpy()
+                    record_episode(args.env, policy, args.seed + iteration, f"videos/{run_name}/step_{global_step}")
 
             if iteration % args.log_interval == 0 or iteration == num_iterations:
                 train_return = np.mean(episode_returns) if episode_returns else float("nan")

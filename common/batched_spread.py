@@ -1,7 +1,7 @@
 """mpe2's `simple_spread_v3` for many envs at once, in numpy, with `SerialVecEnv`'s interface.
 
 The same MDP as `simple_spread_v3.parallel_env(N, local_ratio, max_cycles, continuous_actions)`
-at its defaults (no curriculum, no early termination, full observability), with every envs'
+at its defaults (no curriculum, no early termination, full observability), with every env's
 state in a few (num_envs, ...) float64 arrays. Floating-point operations are done in the order
 mpe2 does them, so positions, velocities, rewards and float32 observations come out bit for bit
 equal to mpe2's (tests/test_batched_spread.py checks this against real mpe2 envs).

@@ -73,7 +73,7 @@ def check_env_id(env_id: str) -> None:
 class MPEEnv:
     """One mpe2 task through PettingZoo's parallel API, with flat arrays and a team reward."""
 
-    def __init__(self, env_id: str):
+    def __init__(self, env_id: str, render: bool = False):
         os.environ.setdefault("SDL_AUDIODRIVER", "dummy")  # mpe2 imports pygame
         os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
         os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
@@ -82,7 +82,8 @@ class MPEEnv:
         module, continuous, kwargs = MPE_ENVS[env_id]
         mpe_module = importlib.import_module(f"mpe2.{module}")
         self.env = mpe_module.parallel_env(
-            max_cycles=MPE_EPISODE_LENGTH, continuous_actions=continuous, **kwargs
+            max_cycles=MPE_EPISODE_LENGTH, continuous_actions=continuous,
+            render_mode="rgb_array" if render else None, **kwargs
         )
         self.names = list(self.env.possible_agents)
         self.agents = []
@@ -117,13 +118,34 @@ class MPEEnv:
         reward = float(sum(rewards[n] for n in self.names))  # team reward = sum over agents
         return flat, flat, reward, any(terms.values()), any(truncs.values())
 
+    def render(self) -> np.ndarray:
+        return self.env.render()  # (height, width, 3) uint8
+
     def close(self):
         self.env.close()
 
 
-def make_single_env(env_id: str):
+def make_single_env(env_id: str, render: bool = False):
     check_env_id(env_id)
-    return MPEEnv(env_id)
+    return MPEEnv(env_id, render)
+
+
+def record_episode(env_id: str, policy, seed: int, directory: str) -> int:
+    """Play one episode with `policy(obs) -> flat actions` (both (1, ...) arrays) and save its
+    frames as PNG files in `directory`; returns the number of frames."""
+    import pygame  # comes with mpe2; writes PNG without another dependency
+
+    env = make_single_env(env_id, render=True)
+    os.makedirs(directory, exist_ok=True)
+    obs, _ = env.reset(seed)
+    done, t = False, 0
+    while not done:
+        frame = env.render()
+        pygame.image.save(pygame.surfarray.make_surface(frame.swapaxes(0, 1)), f"{directory}/frame_{t:03d}.png")
+        obs, _, _, terminated, truncated = env.step(policy(obs[None])[0])
+        done, t = terminated or truncated, t + 1
+    env.close()
+    return t
 
 
 class SerialVecEnv:

@@ -102,3 +102,10 @@ def test_ctrl_c_saves_a_checkpoint(script, tmp_path):
     assert proc.returncode == 130, out
     assert "checkpoint saved" in out
     assert list(run_dir(tmp_path).glob("*.cleanrl_model"))
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_capture_video_writes_frames(script, tiny_run, tmp_path):
+    tiny_run(script, "--env", "mpe_speaker_listener", "--capture-video", "--total-timesteps", "50")
+    frames = list((tmp_path / "videos").glob("*/step_50/frame_*.png"))
+    assert len(frames) == 25
