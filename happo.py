@@ -15,6 +15,7 @@ import time
 from dataclasses import asdict, dataclass
 
 from common.config import check_divides, check_positive, fail, parse_args
+from common.envs import check_backend
 
 ALGO = "happo"
 
@@ -41,13 +42,15 @@ class Args:
     """if toggled, save a checkpoint at the end of training (Ctrl-C and NaN always save one)"""
     resume: str | None = None
     """path of a checkpoint to continue from, with its step count"""
+    env_backend: str = "pettingzoo"
+    """simulator: `batched` (numpy, all envs at once; mpe_spread ids) or `pettingzoo` (mpe2)"""
 
     total_timesteps: int = 10_000_000
     """total environment steps (one step of one env counts 1, whatever the number of agents)"""
     num_envs: int = 20
     """number of parallel training environments"""
     num_workers: int = 2
-    """worker processes stepping the training environments (0: step them in this process)"""
+    """worker processes stepping the pettingzoo training environments (0: in this process)"""
     torch_threads: int = 1
     """torch CPU threads; more than 1 spins on the cores the env workers need (measured slower)"""
     num_steps: int = 200
@@ -95,6 +98,10 @@ def check_args(args: Args) -> None:
     if args.num_workers < 0 or args.eval_interval < 0:
         fail("--num-workers and --eval-interval must be >= 0")
     check_divides(args.num_envs * args.num_steps, args.num_minibatches)
+    try:
+        check_backend(args.env, args.env_backend)
+    except ValueError as err:
+        fail(str(err))
     if args.resume is not None and not os.path.isfile(args.resume):
         fail(f"--resume {args.resume}: no such file")
 
@@ -372,8 +379,8 @@ if __name__ == "__main__":
     device = torch.device("cuda" if torch.cuda.is_available() and args.cuda else "cpu")
 
     # env setup
-    envs = make_vec_env(args.env, args.num_envs, args.num_workers)
-    eval_envs = make_vec_env(args.env, args.num_eval_envs, 0)
+    envs = make_vec_env(args.env, args.num_envs, args.num_workers, args.env_backend)
+    eval_envs = make_vec_env(args.env, args.num_eval_envs, 0, args.env_backend)
     eval_envs.reset(seed=args.seed + 100_000)  # evaluation episodes never share seeds with training
     num_agents = len(envs.agents)
     obs_dims = [spec.obs_dim for spec in envs.agents]
@@ -386,16 +393,16 @@ if __name__ == "__main__":
     actor_optimizers = [torch.optim.Adam(a.parameters(), lr=args.learning_rate, eps=1e-5) for a in actors]
     critic_optimizer = torch.optim.Adam(critic.parameters(), lr=args.critic_learning_rate, eps=1e-5)
 
-    # storage
+    # storage: what the envs return stays in numpy until the rollout ends, what the actors
+    # produce stays in torch, so each step converts once each way
     T, E = args.num_steps, args.num_envs
-    obs_buf = torch.zeros((T, E, sum(obs_dims)), device=device)
-    state_buf = torch.zeros((T, E, envs.state_dim), device=device)
+    obs_buf = np.zeros((T, E, sum(obs_dims)), dtype=np.float32)
+    state_buf = np.zeros((T + 1, E, envs.state_dim), dtype=np.float32)  # + the state after the rollout
+    rewards_buf = np.zeros((T, E), dtype=np.float32)
+    dones_buf = np.zeros((T, E), dtype=np.float32)
+    truncated_buf = np.zeros((T, E), dtype=np.float32)
     actions_buf = torch.zeros((T, E, sum(act_cols)), device=device)
     logp_buf = torch.zeros((T, E, num_agents), device=device)
-    rewards_buf = torch.zeros((T, E), device=device)
-    dones_buf = torch.zeros((T, E), device=device)
-    truncated_buf = torch.zeros((T, E), device=device)
-    values_buf = torch.zeros((T, E), device=device)  # normalised, as the critic outputs
 
     global_step, start_iteration = 0, 1
     if ckpt is not None:
@@ -413,8 +420,6 @@ if __name__ == "__main__":
     num_iterations = args.total_timesteps // batch_size
     checkpoint_path = f"runs/{run_name}/{args.exp_name}.cleanrl_model"
     next_obs, next_state = envs.reset(seed=args.seed)
-    next_obs = torch.as_tensor(next_obs, device=device)
-    next_state = torch.as_tensor(next_state, device=device)
     start_time, start_step = time.time(), global_step
     iteration, trained_step = start_iteration - 1, global_step  # last completed iteration
     episode_returns, eval_return = [], float("nan")
@@ -431,31 +436,29 @@ if __name__ == "__main__":
                 global_step += E
                 obs_buf[step], state_buf[step] = next_obs, next_state
                 with torch.no_grad():
-                    action, logp = joint_act(actors, next_obs, obs_dims)
-                    values_buf[step] = critic(next_state)
+                    action, logp = joint_act(actors, torch.as_tensor(next_obs, device=device), obs_dims)
                 actions_buf[step], logp_buf[step] = action, logp
                 next_obs, next_state, reward, terminated, truncated, info = envs.step(action.cpu().numpy())
                 done = terminated | truncated
-                rewards_buf[step] = torch.as_tensor(reward, device=device)
-                dones_buf[step] = torch.as_tensor(done, device=device, dtype=torch.float32)
-                truncated_buf[step] = torch.as_tensor(truncated & ~terminated, device=device, dtype=torch.float32)
-                next_obs = torch.as_tensor(next_obs, device=device)
-                next_state = torch.as_tensor(next_state, device=device)
+                rewards_buf[step], dones_buf[step], truncated_buf[step] = reward, done, truncated & ~terminated
                 if done.any():
                     episode_returns.extend(info["episode_return"][done].tolist())
-                    for r, length in zip(info["episode_return"][done], info["episode_length"][done]):
-                        writer.add_scalar("charts/episodic_return", r, global_step)
-                        writer.add_scalar("charts/episodic_length", length, global_step)
+                    writer.add_scalar("charts/episodic_return", info["episode_return"][done].mean(), global_step)
+                    writer.add_scalar("charts/episodic_length", info["episode_length"][done].mean(), global_step)
+            state_buf[T] = next_state
 
+            # values of the whole rollout in one pass (the critic did not change during it), and
             # advantages on the denormalised values
+            states = torch.as_tensor(state_buf, device=device)
             with torch.no_grad():
-                next_value = value_norm.denormalize(critic(next_state))
+                values = critic(states)  # (T + 1, E), normalised
                 advantages, returns = compute_gae(
-                    rewards_buf, value_norm.denormalize(values_buf), next_value,
-                    dones_buf, truncated_buf, args.gamma, args.gae_lambda)
+                    torch.as_tensor(rewards_buf, device=device), value_norm.denormalize(values[:-1]),
+                    value_norm.denormalize(values[-1]), torch.as_tensor(dones_buf, device=device),
+                    torch.as_tensor(truncated_buf, device=device), args.gamma, args.gae_lambda)
 
             # flatten the batch; one normalised advantage shared by all agents
-            b_obs = obs_buf.reshape(batch_size, -1).split(obs_dims, -1)
+            b_obs = torch.as_tensor(obs_buf, device=device).reshape(batch_size, -1).split(obs_dims, -1)
             b_actions = actions_buf.reshape(batch_size, -1).split(act_cols, -1)
             b_logp = logp_buf.reshape(batch_size, num_agents).unbind(-1)
             b_advantages = advantages.reshape(-1)
@@ -465,8 +468,8 @@ if __name__ == "__main__":
             agent_order = torch.randperm(num_agents).tolist()
             actor_stats, _ = happo_update_actors(actors, actor_optimizers, b_obs, b_actions, b_logp,
                                                  b_advantages, agent_order, args)
-            value_loss = train_critic(critic, critic_optimizer, value_norm, state_buf.reshape(batch_size, -1),
-                                      values_buf.reshape(-1), returns.reshape(-1), args)
+            value_loss = train_critic(critic, critic_optimizer, value_norm, states[:-1].reshape(batch_size, -1),
+                                      values[:-1].reshape(-1), returns.reshape(-1), args)
             trained_step = global_step
 
             # logging

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import sys
 
-from common.envs import ENV_IDS, MPE_ENVS
+from common.envs import BATCHED_ENVS, ENV_IDS, MPE_ENVS
 
 # pettingzoo_mpe/*/happo/config.json: the same for spread, speaker_listener and reference, discrete
 # and continuous. Actor and critic share epochs and minibatches in every tuned config.
@@ -35,8 +35,11 @@ MPE_ON_POLICY = dict(
     num_eval_envs=10,
 )
 
+# Our addition: the fast batched simulator wherever it exists (the same MDP as mpe2).
+MPE_BACKEND = {env_id: "batched" if env_id in BATCHED_ENVS else "pettingzoo" for env_id in MPE_ENVS}
+
 PRESETS: dict[str, dict[str, dict]] = {
-    "happo": {env_id: MPE_ON_POLICY for env_id in MPE_ENVS},
+    "happo": {env_id: {**MPE_ON_POLICY, "env_backend": MPE_BACKEND[env_id]} for env_id in MPE_ENVS},
 }
 
 

@@ -47,6 +47,10 @@ MPE_ENVS = {
 }
 MPE_EPISODE_LENGTH = 25
 ENV_IDS = tuple(MPE_ENVS)
+# `batched`: common/batched_spread.py, all envs in a few numpy operations (the same MDP as mpe2,
+# tests/test_batched_spread.py); `pettingzoo`: mpe2 itself, one Python object per env.
+BACKENDS = ("batched", "pettingzoo")
+BATCHED_ENVS = ("mpe_spread", "mpe_spread_continuous")
 
 
 @dataclass(frozen=True)
@@ -68,6 +72,14 @@ class AgentSpec:
 def check_env_id(env_id: str) -> None:
     if env_id not in ENV_IDS:
         raise ValueError(f"unknown env id {env_id!r}; valid ids: {', '.join(ENV_IDS)}")
+
+
+def check_backend(env_id: str, backend: str) -> None:
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown env backend {backend!r}; valid backends: {', '.join(BACKENDS)}")
+    if backend == "batched" and env_id not in BATCHED_ENVS:
+        raise ValueError(f"the batched backend exists for {', '.join(BATCHED_ENVS)} only; "
+                         f"use --env-backend pettingzoo for {env_id}")
 
 
 class MPEEnv:
@@ -266,9 +278,16 @@ class SubprocVecEnv:
                 proc.terminate()
 
 
-def make_vec_env(env_id: str, num_envs: int, num_workers: int = 0):
-    """`num_workers` 0 steps every env in this process; otherwise that many worker processes."""
+def make_vec_env(env_id: str, num_envs: int, num_workers: int = 0, backend: str = "pettingzoo"):
+    """`num_workers` 0 steps every env in this process; otherwise that many worker processes
+    (pettingzoo backend; the batched backend always runs in this process)."""
     check_env_id(env_id)
+    check_backend(env_id, backend)
+    if backend == "batched":
+        from common.batched_spread import BatchedSpread
+
+        _, continuous, kwargs = MPE_ENVS[env_id]
+        return BatchedSpread(num_envs, continuous=continuous, max_cycles=MPE_EPISODE_LENGTH, **kwargs)
     if num_workers <= 0:
         return SerialVecEnv(env_id, num_envs)
     return SubprocVecEnv(env_id, num_envs, num_workers)
