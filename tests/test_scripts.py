@@ -7,16 +7,20 @@ import sys
 import pytest
 import torch
 
-from common.envs import MPE_ENVS
+from common.config import MPE_BACKEND
 from conftest import REPO, TINY, read_scalars, run_dir, run_script
 
 SCRIPTS = ["happo.py"]
 
 
+# every env id with its default backend, and mpe2 itself for the ids that default to batched
+ENV_BACKENDS = [*MPE_BACKEND.items(), *[(e, "pettingzoo") for e, b in MPE_BACKEND.items() if b == "batched"]]
+
+
 @pytest.mark.parametrize("script", SCRIPTS)
-@pytest.mark.parametrize("env_id", list(MPE_ENVS))
-def test_smoke(script, env_id, tiny_run, tmp_path):
-    result = tiny_run(script, "--env", env_id)
+@pytest.mark.parametrize("env_id, backend", ENV_BACKENDS)
+def test_smoke(script, env_id, backend, tiny_run, tmp_path):
+    result = tiny_run(script, "--env", env_id, "--env-backend", backend)
     assert "iter 2/2 step 100" in result.stdout
     scalars = read_scalars(run_dir(tmp_path))
     for tag in ["charts/episodic_return", "charts/SPS", "losses/value_loss", "losses/policy_loss",
@@ -26,19 +30,21 @@ def test_smoke(script, env_id, tiny_run, tmp_path):
 
 
 @pytest.mark.parametrize("script", SCRIPTS)
-def test_same_seed_same_losses(script, tmp_path):
-    """Two runs with one seed (env workers included) log identical losses and returns."""
+@pytest.mark.parametrize("env_id", [e for e, b in MPE_BACKEND.items() if b == "batched"])
+def test_same_seed_same_losses_on_both_backends(script, env_id, tmp_path):
+    """One seed: the batched backend twice, and mpe2 in 2 worker processes, log identical
+    losses and returns (the batched simulator is the same MDP, bit for bit)."""
     logs = []
-    for name in ["a", "b"]:
+    for name, backend in [("a", "batched"), ("b", "batched"), ("c", "pettingzoo")]:
         (tmp_path / name).mkdir()
-        result = run_script(script, "--env", "mpe_spread", "--num-envs", "4", "--num-steps", "50",
-                            "--total-timesteps", "600", "--num-workers", "2", "--eval-interval", "0",
-                            "--seed", "3", cwd=tmp_path / name)
+        result = run_script(script, "--env", env_id, "--env-backend", backend, "--num-envs", "4",
+                            "--num-steps", "50", "--total-timesteps", "600", "--num-workers", "2",
+                            "--eval-interval", "0", "--seed", "3", cwd=tmp_path / name)
         assert result.returncode == 0, result.stderr[-3000:]
         logs.append(read_scalars(run_dir(tmp_path / name)))
     for tag in ["losses/value_loss", "losses/policy_loss", "losses/entropy", "charts/episodic_return"]:
         assert len(logs[0][tag]) >= 3
-        assert logs[0][tag] == logs[1][tag], tag
+        assert logs[0][tag] == logs[1][tag] == logs[2][tag], tag
 
 
 BAD_INPUT = [
@@ -46,6 +52,8 @@ BAD_INPUT = [
     (["--num-envs", "3", "--num-steps", "5", "--num-minibatches", "2"], "--num-minibatches 2 does not divide"),
     (["--num-envs", "0"], "--num-envs must be positive"),
     (["--resume", "missing.cleanrl_model"], "no such file"),
+    (["--env", "mpe_reference", "--env-backend", "batched"], "use --env-backend pettingzoo for mpe_reference"),
+    (["--env-backend", "jax"], "valid backends: batched, pettingzoo"),
 ]
 
 
