@@ -9,6 +9,7 @@ updated before it (the factor M, equation 11).
     python happo.py --env mpe_spread --seed 1
 """
 
+import math
 import os
 import sys
 import time
@@ -51,8 +52,9 @@ class Args:
     """number of parallel training environments"""
     num_workers: int = 2
     """worker processes stepping the pettingzoo training environments (0: in this process)"""
-    torch_threads: int = 1
-    """torch CPU threads; more than 1 spins on the cores the env workers need (measured slower)"""
+    torch_threads: int = 0
+    """torch CPU threads; 0: the cores left after the env worker processes (at most 4), since
+    threads that spin on the workers' cores slow the rollout"""
     num_steps: int = 200
     """rollout length per environment and iteration"""
     learning_rate: float = 5e-4
@@ -93,10 +95,10 @@ class Args:
 
 
 def check_args(args: Args) -> None:
-    check_positive(args, "total_timesteps", "num_envs", "num_steps", "update_epochs", "torch_threads",
+    check_positive(args, "total_timesteps", "num_envs", "num_steps", "update_epochs",
                    "num_minibatches", "eval_episodes", "num_eval_envs", "log_interval")
-    if args.num_workers < 0 or args.eval_interval < 0:
-        fail("--num-workers and --eval-interval must be >= 0")
+    if min(args.num_workers, args.eval_interval, args.torch_threads) < 0:
+        fail("--num-workers, --eval-interval and --torch-threads must be >= 0")
     check_divides(args.num_envs * args.num_steps, args.num_minibatches)
     try:
         check_backend(args.env, args.env_backend)
@@ -148,20 +150,28 @@ class Actor(nn.Module):
         if not self.discrete:
             self.log_std = nn.Parameter(torch.ones(spec.action_dim))
 
+    def std(self):
+        return 0.5 * torch.sigmoid(self.log_std)
+
     def dist(self, obs):
         out = self.head(self.body(obs))
         if self.discrete:
-            return Categorical(logits=out)
-        return Normal(out, 0.5 * torch.sigmoid(self.log_std))
+            return Categorical(logits=out, validate_args=False)
+        return Normal(out, self.std(), validate_args=False)
 
     def act(self, obs, deterministic: bool = False):
-        """Actions as float columns (a discrete index in one column) and their log-probs."""
-        dist = self.dist(obs)
+        """Actions as float columns (a discrete index in one column) and their log-probs.
+        Sampled by hand rather than through `dist`: the rollout calls this every step, and at
+        its small batches the distribution objects cost more than the network."""
+        out = self.head(self.body(obs))
         if self.discrete:
-            action = dist.probs.argmax(-1) if deterministic else dist.sample()
-            return action.unsqueeze(-1).float(), dist.log_prob(action)
-        action = dist.mean if deterministic else dist.sample()
-        return action, dist.log_prob(action).sum(-1)
+            logp_all = out.log_softmax(-1)
+            action = logp_all.argmax(-1, keepdim=True) if deterministic else torch.multinomial(logp_all.exp(), 1)
+            return action.float(), logp_all.gather(-1, action).squeeze(-1)
+        std = self.std()
+        action = out if deterministic else out + std * torch.randn_like(out)
+        logp = -0.5 * ((action - out) / std) ** 2 - std.log() - 0.5 * math.log(2 * math.pi)
+        return action, logp.sum(-1)
 
     def evaluate(self, obs, action):
         """log pi(a|o) and entropy. For a Gaussian, per-dimension log-probs are summed: the
@@ -375,7 +385,8 @@ if __name__ == "__main__":
     np.random.seed(args.seed)
     torch.manual_seed(args.seed)
     torch.backends.cudnn.deterministic = args.torch_deterministic
-    torch.set_num_threads(args.torch_threads)
+    workers = args.num_workers if args.env_backend == "pettingzoo" else 0
+    torch.set_num_threads(args.torch_threads or max(1, min(4, (os.cpu_count() or 1) - workers)))
     device = torch.device("cuda" if torch.cuda.is_available() and args.cuda else "cpu")
 
     # env setup

@@ -131,6 +131,22 @@ def test_gaussian_actor_std_and_joint_log_prob():
     assert torch.equal(actor.act(obs, deterministic=True)[0], dist.mean)
 
 
+def test_discrete_actor_samples_from_its_distribution():
+    """act() samples by hand: its log-probs equal evaluate()'s, its mode is the argmax, and its
+    action frequencies follow the categorical distribution."""
+    torch.manual_seed(0)
+    actor = happo.Actor(AgentSpec(4, True, 5), (8,))
+    with torch.no_grad():
+        actor.head.weight.mul_(200.0)  # a far-from-uniform policy, so frequencies are informative
+        obs = torch.randn(1, 4).expand(20000, 4)
+        action, logp = actor.act(obs)
+        torch.testing.assert_close(logp, actor.evaluate(obs, action)[0])
+        probs = actor.dist(obs[:1]).probs[0]
+        freq = torch.bincount(action.squeeze(-1).long(), minlength=5) / 20000
+        torch.testing.assert_close(freq, probs, atol=0.015, rtol=0)
+        assert actor.act(obs[:1], deterministic=True)[0].item() == probs.argmax().item()
+
+
 def test_non_finite_loss_is_named():
     actor = happo.Actor(SPECS[0], (8,))
     obs, actions, logps = random_batch([actor, *[happo.Actor(s, (8,)) for s in SPECS[1:]]], 16)
