@@ -53,8 +53,7 @@ class Args:
     num_workers: int = 2
     """worker processes stepping the pettingzoo training environments (0: in this process)"""
     torch_threads: int = 0
-    """torch CPU threads; 0: the cores left after the env worker processes (at most 4), since
-    threads that spin on the workers' cores slow the rollout"""
+    """torch CPU threads; 0: the cores the env worker processes leave free, at most 4"""
     num_steps: int = 200
     """rollout length per environment and iteration"""
     learning_rate: float = 5e-4
