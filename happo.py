@@ -434,7 +434,7 @@ if __name__ == "__main__":
     checkpoint_path = f"runs/{run_name}/{args.exp_name}.cleanrl_model"
     next_obs, next_state = envs.reset(seed=args.seed)
     start_time, start_step = time.time(), global_step
-    iteration, trained_step = start_iteration - 1, global_step  # last completed iteration
+    trained_iteration, trained_step = start_iteration - 1, global_step  # last completed update
     episode_returns, eval_return = [], float("nan")
     try:
         for iteration in range(start_iteration, num_iterations + 1):
@@ -483,7 +483,7 @@ if __name__ == "__main__":
                                                  b_advantages, agent_order, args)
             value_loss = train_critic(critic, critic_optimizer, value_norm, states[:-1].reshape(batch_size, -1),
                                       values[:-1].reshape(-1), returns.reshape(-1), args)
-            trained_step = global_step
+            trained_iteration, trained_step = iteration, global_step
 
             # logging
             sps = int((global_step - start_step) / (time.time() - start_time))
@@ -514,15 +514,15 @@ if __name__ == "__main__":
                       flush=True)
                 episode_returns = []
     except KeyboardInterrupt:
-        print(f"\ninterrupted at iteration {iteration}, step {global_step}")
+        print(f"\ninterrupted after iteration {trained_iteration}, step {trained_step}")
         save_checkpoint(checkpoint_path, actors, critic, value_norm, actor_optimizers, critic_optimizer,
-                        args, trained_step, iteration - 1)
+                        args, trained_step, trained_iteration)
         envs.close()
         sys.exit(130)
     except NonFiniteLoss as err:
-        print(f"error: non-finite loss at iteration {iteration}: {err}", file=sys.stderr)
+        print(f"error: non-finite loss at iteration {trained_iteration + 1}: {err}", file=sys.stderr)
         save_checkpoint(checkpoint_path, actors, critic, value_norm, actor_optimizers, critic_optimizer,
-                        args, trained_step, iteration - 1)
+                        args, trained_step, trained_iteration)
         envs.close()
         sys.exit(1)
 
