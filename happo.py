@@ -99,6 +99,9 @@ def check_args(args: Args) -> None:
     if min(args.num_workers, args.eval_interval, args.torch_threads) < 0:
         fail("--num-workers, --eval-interval and --torch-threads must be >= 0")
     check_divides(args.num_envs * args.num_steps, args.num_minibatches)
+    if args.total_timesteps < args.num_envs * args.num_steps:
+        fail(f"--total-timesteps {args.total_timesteps} is less than one iteration's batch of "
+             f"{args.num_envs * args.num_steps} (num-envs x num-steps)")
     try:
         check_backend(args.env, args.env_backend)
     except ValueError as err:

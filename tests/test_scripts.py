@@ -52,6 +52,7 @@ BAD_INPUT = [
     (["--env", "mpe_nope"], "valid ids: mpe_spread, "),
     (["--num-envs", "3", "--num-steps", "5", "--num-minibatches", "2"], "--num-minibatches 2 does not divide"),
     (["--num-envs", "0"], "--num-envs must be positive"),
+    (["--total-timesteps", "1000"], "less than one iteration's batch of 4000"),
     (["--resume", "missing.cleanrl_model"], "no such file"),
     (["--env", "mpe_reference", "--env-backend", "batched"], "use --env-backend pettingzoo for mpe_reference"),
     (["--env-backend", "jax"], "valid backends: batched, pettingzoo"),
