@@ -44,7 +44,8 @@ class Args:
     resume: str | None = None
     """path of a checkpoint to continue from, with its step count"""
     env_backend: str = "pettingzoo"
-    """simulator: `batched` (numpy, all envs at once; mpe_spread ids) or `pettingzoo` (mpe2)"""
+    """simulator: `batched` (numpy, all envs at once; mpe_spread ids), `pettingzoo` (mpe2; MPE ids)
+    or `gfootball` (the football engine, one worker process per env; grf ids)"""
 
     total_timesteps: int = 10_000_000
     """total environment steps (one step of one env counts 1, whatever the number of agents)"""
@@ -338,14 +339,23 @@ def joint_act(actors, obs, obs_dims, deterministic: bool = False):
 
 @torch.inference_mode()
 def evaluate(actors, envs, obs_dims, num_episodes: int, device):
-    """Deterministic policy (the mode of each actor) on separate envs, `num_episodes` episodes."""
-    returns = []
+    """Deterministic policy (the mode of each actor) on separate envs for `num_episodes`
+    episodes, split evenly over the envs: taking the first episodes to finish would favour
+    short ones (in football, quick goals and quick losses of the ball). Returns the episodes'
+    returns and, where the env scores goals, whether each ended with a goal."""
+    quota = np.full(envs.num_envs, num_episodes // envs.num_envs)
+    quota[: num_episodes % envs.num_envs] += 1
+    returns, scores = [], []
     obs, _ = envs.reset()
-    while len(returns) < num_episodes:
+    while quota.any():
         action, _ = joint_act(actors, torch.as_tensor(obs, device=device), obs_dims, deterministic=True)
         obs, _, _, _, _, info = envs.step(action.cpu().numpy())
-        returns.extend(info["episode_return"][~np.isnan(info["episode_return"])].tolist())
-    return returns[:num_episodes]
+        counted = ~np.isnan(info["episode_return"]) & (quota > 0)
+        returns.extend(info["episode_return"][counted].tolist())
+        if "episode_score" in info:
+            scores.extend(info["episode_score"][counted].tolist())
+        quota[counted] -= 1
+    return returns, scores
 
 
 def save_checkpoint(path, actors, critic, value_norm, actor_optimizers, critic_optimizer, args, global_step, iteration):
@@ -389,7 +399,7 @@ if __name__ == "__main__":
     np.random.seed(args.seed)
     torch.manual_seed(args.seed)
     torch.backends.cudnn.deterministic = args.torch_deterministic
-    workers = args.num_workers if args.env_backend == "pettingzoo" else 0
+    workers = {"pettingzoo": args.num_workers, "gfootball": args.num_envs}.get(args.env_backend, 0)
     torch.set_num_threads(args.torch_threads or max(1, min(4, (os.cpu_count() or 1) - workers)))
     device = torch.device("cuda" if torch.cuda.is_available() and args.cuda else "cpu")
 
@@ -438,7 +448,7 @@ if __name__ == "__main__":
     next_obs, next_state = envs.reset(seed=args.seed)
     start_time, start_step = time.time(), global_step
     trained_iteration, trained_step = start_iteration - 1, global_step  # last completed update
-    episode_returns, eval_return = [], float("nan")
+    episode_returns, episode_scores, eval_return, eval_score_rate = [], [], float("nan"), float("nan")
     try:
         for iteration in range(start_iteration, num_iterations + 1):
             if args.anneal_lr:
@@ -461,6 +471,9 @@ if __name__ == "__main__":
                     episode_returns.extend(info["episode_return"][done].tolist())
                     writer.add_scalar("charts/episodic_return", info["episode_return"][done].mean(), global_step)
                     writer.add_scalar("charts/episodic_length", info["episode_length"][done].mean(), global_step)
+                    if "episode_score" in info:  # football: the fraction of episodes ending in a goal
+                        episode_scores.extend(info["episode_score"][done].tolist())
+                        writer.add_scalar("charts/score_rate", info["episode_score"][done].mean(), global_step)
             state_buf[T] = next_state
 
             # values of the whole rollout in one pass (the critic did not change during it), and
@@ -499,9 +512,12 @@ if __name__ == "__main__":
                     writer.add_scalar(f"agents/{i}/{key}", s[key], global_step)
 
             if args.eval_interval and (iteration % args.eval_interval == 0 or iteration == num_iterations):
-                eval_returns = evaluate(actors, eval_envs, obs_dims, args.eval_episodes, device)
+                eval_returns, eval_scores = evaluate(actors, eval_envs, obs_dims, args.eval_episodes, device)
                 eval_return = float(np.mean(eval_returns))
                 writer.add_scalar("eval/episodic_return", eval_return, global_step)
+                if eval_scores:
+                    eval_score_rate = float(np.mean(eval_scores))
+                    writer.add_scalar("eval/score_rate", eval_score_rate, global_step)
                 if args.capture_video:
                     def policy(o):
                         with torch.no_grad():
@@ -511,11 +527,15 @@ if __name__ == "__main__":
 
             if iteration % args.log_interval == 0 or iteration == num_iterations:
                 train_return = np.mean(episode_returns) if episode_returns else float("nan")
+                score = ""
+                if envs.scores:
+                    train_score = np.mean(episode_scores) if episode_scores else float("nan")
+                    score = f"score_rate {train_score:.2f} eval {eval_score_rate:.2f} "
                 print(f"iter {iteration}/{num_iterations} step {global_step} return {train_return:.2f} "
-                      f"eval {eval_return:.2f} value_loss {value_loss:.4f} "
+                      f"eval {eval_return:.2f} {score}value_loss {value_loss:.4f} "
                       f"policy_loss {np.mean([s['policy_loss'] for s in actor_stats.values()]):.4f} SPS {sps}",
                       flush=True)
-                episode_returns = []
+                episode_returns, episode_scores = [], []
     except KeyboardInterrupt:
         print(f"\ninterrupted after iteration {trained_iteration}, step {trained_step}")
         save_checkpoint(checkpoint_path, actors, critic, value_norm, actor_optimizers, critic_optimizer,

@@ -39,6 +39,8 @@ _MOVES = np.array([[0.0, 0.0], [-1.0, 0.0], [1.0, 0.0], [0.0, -1.0], [0.0, 1.0]]
 class BatchedSpread:
     """`num_envs` simple_spread_v3 envs stepped together, with auto-reset (see module doc)."""
 
+    scores = False  # no goals in MPE
+
     def __init__(self, num_envs: int, N: int = 3, local_ratio: float = 0.5,
                  continuous: bool = False, max_cycles: int = 25):
         assert num_envs >= 1 and N >= 1 and 0.0 <= local_ratio <= 1.0

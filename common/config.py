@@ -10,36 +10,67 @@ from __future__ import annotations
 import dataclasses
 import sys
 
-from common.envs import BATCHED_ENVS, ENV_IDS, MPE_ENVS
+from common.envs import BATCHED_ENVS, ENV_IDS, GRF_ENVS, MPE_ENVS
 
-# pettingzoo_mpe/*/happo/config.json: the same for spread, speaker_listener and reference, discrete
-# and continuous. Actor and critic share epochs and minibatches in every tuned config.
-MPE_ON_POLICY = dict(
-    total_timesteps=10_000_000,
-    num_envs=20,  # n_rollout_threads
-    num_steps=200,  # episode_length: rollout length per env
+# What every tuned on-policy config shares (MPE and football): `algo` and `model` sections.
+ON_POLICY = dict(
     learning_rate=5e-4,
     critic_learning_rate=5e-4,
-    anneal_lr=False,  # use_linear_lr_decay
-    update_epochs=5,  # ppo_epoch = critic_epoch
-    num_minibatches=1,  # actor_num_mini_batch = critic_num_mini_batch
-    hidden_sizes=(128, 128),
     gamma=0.99,
     gae_lambda=0.95,
     clip_coef=0.2,
     ent_coef=0.01,
     max_grad_norm=10.0,
     huber_delta=10.0,
+)
+
+# pettingzoo_mpe/*/happo/config.json: the same for spread, speaker_listener and reference, discrete
+# and continuous. Actor and critic share epochs and minibatches in every tuned config.
+MPE_ON_POLICY = dict(
+    ON_POLICY,
+    total_timesteps=10_000_000,
+    num_envs=20,  # n_rollout_threads
+    num_steps=200,  # episode_length: rollout length per env
+    anneal_lr=False,  # use_linear_lr_decay
+    update_epochs=5,  # ppo_epoch = critic_epoch
+    num_minibatches=1,  # actor_num_mini_batch = critic_num_mini_batch
+    hidden_sizes=(128, 128),
     eval_interval=25,
     eval_episodes=20,
     num_eval_envs=10,
 )
 
+# football/*/happo/config.json. The scenarios differ only where GRF_SCENARIO says.
+GRF_ON_POLICY = dict(
+    ON_POLICY,
+    total_timesteps=25_000_000,
+    num_envs=50,
+    num_steps=200,
+    anneal_lr=True,
+    update_epochs=15,
+    num_minibatches=2,
+    hidden_sizes=(64, 64),
+    eval_interval=25,
+    eval_episodes=100,
+    num_eval_envs=50,
+    env_backend="gfootball",
+)
+GRF_SCENARIO = {
+    "grf_ca_easy": {},
+    "grf_ca_hard": dict(total_timesteps=50_000_000, num_steps=1000, eval_interval=10),
+    "grf_3v1": {},
+    "grf_ps": {},  # the authors' tuned config uses a recurrent (GRU) policy here; see README
+    "grf_rps": dict(anneal_lr=False),
+}
+
 # Our addition: the fast batched simulator wherever it exists (the same MDP as mpe2).
 MPE_BACKEND = {env_id: "batched" if env_id in BATCHED_ENVS else "pettingzoo" for env_id in MPE_ENVS}
 
 PRESETS: dict[str, dict[str, dict]] = {
-    "happo": {env_id: {**MPE_ON_POLICY, "env_backend": MPE_BACKEND[env_id]} for env_id in MPE_ENVS},
+    "happo": {
+        **{env_id: {**MPE_ON_POLICY, "env_backend": MPE_BACKEND[env_id]} for env_id in MPE_ENVS},
+        **{env_id: {**GRF_ON_POLICY, **GRF_SCENARIO[env_id]} for env_id in GRF_ENVS},
+    },
 }
 
 

@@ -5,6 +5,7 @@ Every algorithm script talks to environments only through `make_vec_env`. A vect
 
     agents     list[AgentSpec], one per agent (observation size and action space may differ)
     state_dim  size of the global state the centralised critic sees
+    scores     whether episodes can end in a goal (football)
     reset(seed)   -> obs, state
     step(actions) -> obs, state, reward, terminated, truncated, info
 
@@ -23,15 +24,25 @@ new episode, and `info` keeps what the finished episode needs:
     info["final_obs"], info["final_state"]   last obs/state of the episode (rows of done envs)
     info["episode_return"], info["episode_length"]   (num_envs,), NaN / 0 where not done
 
-Nothing here imports mpe2 (or other slow packages) at module import, so scripts can validate
-their arguments first.
+Envs that score goals (football, `scores` True) also report whether each finished episode
+ended with a goal for the agents' team:
+
+    info["episode_score"]   (num_envs,), 1.0 / 0.0 where done, NaN elsewhere
+
+Nothing here imports mpe2, gfootball (or other slow packages) at module import, so scripts can
+validate their arguments first.
 """
 
 from __future__ import annotations
 
+import contextlib
+import importlib.util
+import io
 import multiprocessing as mp
 import os
+import random
 import signal
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -46,10 +57,20 @@ MPE_ENVS = {
     "mpe_reference_continuous": ("simple_reference_v3", True, {"local_ratio": 0.5}),
 }
 MPE_EPISODE_LENGTH = 25
-ENV_IDS = tuple(MPE_ENVS)
+# env id -> (gfootball academy scenario, number of left players the agents control)
+GRF_ENVS = {
+    "grf_ca_easy": ("academy_counterattack_easy", 4),
+    "grf_ca_hard": ("academy_counterattack_hard", 4),
+    "grf_3v1": ("academy_3_vs_1_with_keeper", 3),
+    "grf_ps": ("academy_pass_and_shoot_with_keeper", 2),
+    "grf_rps": ("academy_run_pass_and_shoot_with_keeper", 2),
+}
+GRF_INSTALL = "bash setup.sh"
+ENV_IDS = tuple(MPE_ENVS) + tuple(GRF_ENVS)
 # `batched`: common/batched_spread.py, all envs in a few numpy operations (the same MDP as mpe2,
-# tests/test_batched_spread.py); `pettingzoo`: mpe2 itself, one Python object per env.
-BACKENDS = ("batched", "pettingzoo")
+# tests/test_batched_spread.py); `pettingzoo`: mpe2 itself, one Python object per env;
+# `gfootball`: the Google Research Football engine, one engine per worker process.
+BACKENDS = ("batched", "pettingzoo", "gfootball")
 BATCHED_ENVS = ("mpe_spread", "mpe_spread_continuous")
 
 
@@ -75,15 +96,26 @@ def check_env_id(env_id: str) -> None:
 
 
 def check_backend(env_id: str, backend: str) -> None:
+    """That `backend` can simulate `env_id` here (without importing it: this is fast)."""
     if backend not in BACKENDS:
         raise ValueError(f"unknown env backend {backend!r}; valid backends: {', '.join(BACKENDS)}")
-    if backend == "batched" and env_id not in BATCHED_ENVS:
+    if env_id in GRF_ENVS:
+        if backend != "gfootball":
+            raise ValueError(f"{env_id} runs on --env-backend gfootball only, not {backend}")
+        if importlib.util.find_spec("gfootball") is None:
+            raise ValueError(f"{env_id} needs Google Research Football, which is not installed; "
+                             f"install it with `{GRF_INSTALL}` (builds gfootball 2.10.2, 5-10 min)")
+    elif backend == "gfootball":
+        raise ValueError(f"the gfootball backend runs the grf_* ids only, not {env_id}")
+    elif backend == "batched" and env_id not in BATCHED_ENVS:
         raise ValueError(f"the batched backend exists for {', '.join(BATCHED_ENVS)} only; "
                          f"use --env-backend pettingzoo for {env_id}")
 
 
 class MPEEnv:
     """One mpe2 task through PettingZoo's parallel API, with flat arrays and a team reward."""
+
+    scores = False  # no goals in MPE
 
     def __init__(self, env_id: str, render: bool = False):
         os.environ.setdefault("SDL_AUDIODRIVER", "dummy")  # mpe2 imports pygame
@@ -137,9 +169,77 @@ class MPEEnv:
         self.env.close()
 
 
+def grf_state(raw: list[dict]) -> np.ndarray:
+    """The authors' global state from the engine's raw observations (one dict per controlled
+    player), 115 + (n-1)*11 values: simple115v2's shared part once, then every agent's active
+    player. Layout: left team positions, left directions, right positions, right directions
+    (each padded with -1 to 11 players x 2), ball position (3) and direction (3), ball owner
+    one-hot (none/left/right), game mode one-hot (7), then an 11-way one-hot of the active
+    player per agent (all zero when it has none)."""
+    first = raw[0]
+    teams = np.full((4, 22), -1.0)
+    for row, key in enumerate(("left_team", "left_team_direction", "right_team", "right_team_direction")):
+        values = np.ravel(first[key])
+        teams[row, : len(values)] = values
+    owner = np.zeros(3)
+    owner[first["ball_owned_team"] + 1] = 1.0  # -1 none, 0 left, 1 right
+    mode = np.zeros(7)
+    mode[first["game_mode"]] = 1.0
+    active = np.zeros((len(raw), 11))
+    for k, obs in enumerate(raw):
+        if obs["active"] != -1:
+            active[k, obs["active"]] = 1.0
+    return np.concatenate([teams.ravel(), first["ball"], first["ball_direction"], owner, mode,
+                           active.ravel()]).astype(np.float32)
+
+
+class FootballEnv:
+    """One Google Research Football academy scenario as the authors set it up: `simple115v2`
+    observations, `scoring,checkpoints` rewards, 19 discrete actions per agent; the team reward
+    is the first agent's reward (checkpoint rewards go to the player on the ball, so this is
+    the authors' choice, kept); the episode's end, time-out included, is a termination."""
+
+    scores = True
+
+    def __init__(self, env_id: str, render: bool = False):
+        # gym 0.25 (gfootball's API) prints an end-of-life notice on import and warns about its
+        # old step API on creation: once per worker process, and nothing we can act on
+        with contextlib.redirect_stderr(io.StringIO()), warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            import gfootball.env as football_env
+
+            scenario, n = GRF_ENVS[env_id]
+            self.env = football_env.create_environment(
+                env_name=scenario, representation="simple115v2", rewards="scoring,checkpoints",
+                number_of_left_players_agent_controls=n, render=render)
+        self.agents = [AgentSpec(obs_dim=115, discrete=True, action_dim=19)] * n
+        self.state_dim = 115 + (n - 1) * 11
+        self.scored = False  # whether the last step scored a goal for the agents' team
+
+    def _state(self):
+        return grf_state(self.env.unwrapped.observation())
+
+    def reset(self, seed: int | None = None):
+        if seed is not None:  # the engine draws each episode's seed from Python's `random`
+            random.seed(seed)
+        obs = self.env.reset()
+        return obs.reshape(-1), self._state()
+
+    def step(self, action: np.ndarray):
+        obs, reward, done, info = self.env.step(action.astype(np.int64))
+        self.scored = info["score_reward"] > 0
+        return obs.reshape(-1), self._state(), float(reward[0]), bool(done), False
+
+    def render(self) -> np.ndarray:
+        return self.env.render(mode="rgb_array")
+
+    def close(self):
+        self.env.close()
+
+
 def make_single_env(env_id: str, render: bool = False):
     check_env_id(env_id)
-    return MPEEnv(env_id, render)
+    return FootballEnv(env_id, render) if env_id in GRF_ENVS else MPEEnv(env_id, render)
 
 
 def record_episode(env_id: str, policy, seed: int, directory: str) -> int:
@@ -170,6 +270,7 @@ class SerialVecEnv:
         self.agents = self.envs[0].agents
         self.state_dim = self.envs[0].state_dim
         self.obs_dim = sum(a.obs_dim for a in self.agents)
+        self.scores = self.envs[0].scores
         self._returns = np.zeros(num_envs)
         self._lengths = np.zeros(num_envs, dtype=np.int64)
 
@@ -192,6 +293,8 @@ class SerialVecEnv:
             "episode_return": np.full(self.num_envs, np.nan),
             "episode_length": np.zeros(self.num_envs, dtype=np.int64),
         }
+        if self.scores:
+            info["episode_score"] = np.full(self.num_envs, np.nan)
         for k, env in enumerate(self.envs):
             o, s, r, term, trunc = env.step(actions[k])
             self._returns[k] += r
@@ -200,6 +303,8 @@ class SerialVecEnv:
                 info["final_obs"][k], info["final_state"][k] = o, s
                 info["episode_return"][k] = self._returns[k]
                 info["episode_length"][k] = self._lengths[k]
+                if self.scores:
+                    info["episode_score"][k] = float(env.scored)
                 self._returns[k], self._lengths[k] = 0.0, 0
                 o, s = env.reset()
             obs.append(o)
@@ -215,7 +320,7 @@ class SerialVecEnv:
 def _worker(conn, env_id: str, num_envs: int, first_index: int):
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the trainer's to handle
     envs = SerialVecEnv(env_id, num_envs, first_index)
-    conn.send((envs.agents, envs.state_dim))
+    conn.send((envs.agents, envs.state_dim, envs.scores))
     while True:
         cmd, data = conn.recv()
         if cmd == "step":
@@ -244,7 +349,7 @@ class SubprocVecEnv:
             child.close()
             self.conns.append(parent)
             self.procs.append(proc)
-        self.agents, self.state_dim = [c.recv() for c in self.conns][0]
+        self.agents, self.state_dim, self.scores = [c.recv() for c in self.conns][0]
         self.num_envs = num_envs
         self.closed = False
 
@@ -280,9 +385,13 @@ class SubprocVecEnv:
 
 def make_vec_env(env_id: str, num_envs: int, num_workers: int = 0, backend: str = "pettingzoo"):
     """`num_workers` 0 steps every env in this process; otherwise that many worker processes
-    (pettingzoo backend; the batched backend always runs in this process)."""
+    (pettingzoo backend; the batched backend always runs in this process, and gfootball always
+    in one worker process per env: an engine keeps one core busy, and the GIL would serialise
+    engines sharing a process)."""
     check_env_id(env_id)
     check_backend(env_id, backend)
+    if backend == "gfootball":
+        return SubprocVecEnv(env_id, num_envs, num_envs)
     if backend == "batched":
         from common.batched_spread import BatchedSpread
 
