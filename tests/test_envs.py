@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from common.envs import MPE_EPISODE_LENGTH, make_vec_env
+from common.envs import GRF_ENVS, MPE_EPISODE_LENGTH, check_backend, make_vec_env
 
 
 def random_actions(envs, rng):
@@ -81,3 +81,14 @@ def test_worker_processes_equal_serial(env_id):
     finally:
         serial.close()
         workers.close()
+
+
+def test_missing_gfootball_is_one_line_naming_the_install_command(monkeypatch):
+    import importlib.util
+
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "gfootball" else real_find_spec(name, *a))
+    for env_id in GRF_ENVS:
+        with pytest.raises(ValueError, match="install it with `bash setup.sh`"):
+            check_backend(env_id, "gfootball")
+    check_backend("mpe_spread", "batched")  # MPE is unaffected

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from common.config import MPE_BACKEND
-from conftest import REPO, TINY, read_scalars, run_dir, run_script
+from conftest import GRF_TINY, REPO, TINY, read_scalars, run_dir, run_script
 
 SCRIPTS = ["happo.py"]
 
@@ -27,6 +27,20 @@ def test_smoke(script, env_id, backend, tiny_run, tmp_path):
                 "losses/entropy", "losses/approx_kl", "eval/episodic_return"]:
         assert tag in scalars, tag
     assert len(scalars["eval/episodic_return"]) == 2
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+@pytest.mark.parametrize("env_id", ["grf_ca_hard", "grf_ps"])
+def test_smoke_football(script, env_id, tmp_path):
+    pytest.importorskip("gfootball", reason="Google Research Football is installed by `bash setup.sh`")
+    result = run_script(script, "--env", env_id, *GRF_TINY, cwd=tmp_path)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    assert "iter 1/1 step 200" in result.stdout and "score_rate" in result.stdout
+    scalars = read_scalars(run_dir(tmp_path))
+    for tag in ["charts/episodic_return", "charts/score_rate", "charts/SPS", "losses/value_loss",
+                "losses/policy_loss", "eval/episodic_return", "eval/score_rate"]:
+        assert tag in scalars, tag
+    assert scalars["eval/score_rate"][0][1] in (0.0, 0.5, 1.0)  # 2 episodes
 
 
 @pytest.mark.parametrize("script", SCRIPTS)
@@ -55,7 +69,9 @@ BAD_INPUT = [
     (["--total-timesteps", "1000"], "less than one iteration's batch of 4000"),
     (["--resume", "missing.cleanrl_model"], "no such file"),
     (["--env", "mpe_reference", "--env-backend", "batched"], "use --env-backend pettingzoo for mpe_reference"),
-    (["--env-backend", "jax"], "valid backends: batched, pettingzoo"),
+    (["--env-backend", "jax"], "valid backends: batched, pettingzoo, gfootball"),
+    (["--env", "grf_ps", "--env-backend", "pettingzoo"], "grf_ps runs on --env-backend gfootball only"),
+    (["--env", "grf_ps", "--num-envs", "3", "--num-steps", "201"], "--num-minibatches 2 does not divide the batch of 603"),
 ]
 
 
@@ -65,10 +81,10 @@ def test_bad_input_fails_fast_with_one_line(script, args, message, tmp_path):
     """Checked before torch, the environments or any worker load: exit 2 and one line."""
     probe = ("import os, runpy, sys; sys.argv = sys.argv[1:]; sys.path.insert(0, os.path.dirname(sys.argv[0]))\n"
              "try: runpy.run_path(sys.argv[0], run_name='__main__')\n"
-             "except SystemExit as e: print('torch' in sys.modules, 'mpe2' in sys.modules, e.code)")
+             "except SystemExit as e: print(*[m in sys.modules for m in ('torch', 'mpe2', 'gfootball')], e.code)")
     result = subprocess.run([sys.executable, "-c", probe, str(REPO / script), *args], cwd=tmp_path,
                             capture_output=True, text=True, timeout=60)
-    assert result.stdout.strip() == "False False 2", result.stdout + result.stderr
+    assert result.stdout.strip() == "False False False 2", result.stdout + result.stderr
     assert result.stderr.count("\n") == 1 and message in result.stderr, result.stderr
 
 
