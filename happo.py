@@ -405,8 +405,9 @@ if __name__ == "__main__":
 
     # env setup
     envs = make_vec_env(args.env, args.num_envs, args.num_workers, args.env_backend)
-    eval_envs = make_vec_env(args.env, args.num_eval_envs, 0, args.env_backend)
-    eval_envs.reset(seed=args.seed + 100_000)  # evaluation episodes never share seeds with training
+    eval_envs = make_vec_env(args.env, args.num_eval_envs, 0, args.env_backend) if args.eval_interval else None
+    if eval_envs:
+        eval_envs.reset(seed=args.seed + 100_000)  # evaluation episodes never share seeds with training
     num_agents = len(envs.agents)
     obs_dims = [spec.obs_dim for spec in envs.agents]
     act_cols = [spec.act_cols for spec in envs.agents]
@@ -553,5 +554,6 @@ if __name__ == "__main__":
         save_checkpoint(checkpoint_path, actors, critic, value_norm, actor_optimizers, critic_optimizer,
                         args, global_step, num_iterations)
     envs.close()
-    eval_envs.close()
+    if eval_envs:
+        eval_envs.close()
     writer.close()

@@ -1,11 +1,14 @@
-"""Env-steps/s of MPE Spread: the raw simulators and HAPPO training on each backend, one table.
+"""Env-steps/s of the raw simulators and of HAPPO training on them, one table.
 
-    python benchmarks/throughput.py                  # about 3 minutes on 2 cores
+    python benchmarks/throughput.py                  # MPE Spread, about 3 minutes on 2 cores
     python benchmarks/throughput.py --train-steps 400000
+    python benchmarks/throughput.py --env grf_ca_hard   # football, about 4 minutes
 
 An env-step is one step of one environment (all agents act), as `--total-timesteps` counts.
 Training figures are the SPS that happo.py itself reports at its last iteration (setup and
-imports excluded), for the paper preset (20 envs x 200 steps, 5 epochs, 1 minibatch).
+imports excluded), for the paper preset with evaluation off: MPE 20 envs x 200 steps, 5 epochs,
+1 minibatch; football as the preset (1000 steps, 15 epochs, 2 minibatches) but 2 envs, against
+the raw engine in 2 worker processes (one engine each, as training runs them) with random actions.
 """
 
 import argparse
@@ -25,11 +28,12 @@ sys.path.insert(0, str(REPO))
 from common.envs import make_vec_env  # noqa: E402
 
 
-def raw_env_speed(backend: str, num_envs: int, num_workers: int = 0, seconds: float = 3.0) -> float:
-    envs = make_vec_env("mpe_spread", num_envs, num_workers, backend)
+def raw_env_speed(env_id: str, backend: str, num_envs: int, num_workers: int = 0, seconds: float = 3.0) -> float:
+    """Random discrete actions, auto-reset included."""
+    envs = make_vec_env(env_id, num_envs, num_workers, backend)
     envs.reset(seed=0)
     rng = np.random.default_rng(0)
-    actions = rng.integers(0, 5, (64, num_envs, len(envs.agents))).astype(np.float32)
+    actions = np.stack([rng.integers(0, a.action_dim, (64, num_envs)) for a in envs.agents], -1).astype(np.float32)
     steps, start = 0, time.perf_counter()
     while time.perf_counter() - start < seconds:
         envs.step(actions[steps % 64])
@@ -39,8 +43,8 @@ def raw_env_speed(backend: str, num_envs: int, num_workers: int = 0, seconds: fl
     return rate
 
 
-def training_speed(backend: str, total_steps: int, extra: list[str]) -> float:
-    cmd = [sys.executable, str(REPO / "happo.py"), "--env", "mpe_spread", "--env-backend", backend,
+def training_speed(env_id: str, backend: str, total_steps: int, extra: list[str]) -> float:
+    cmd = [sys.executable, str(REPO / "happo.py"), "--env", env_id, "--env-backend", backend,
            "--total-timesteps", str(total_steps), "--eval-interval", "0", "--log-interval", "1", *extra]
     out = subprocess.run(cmd, cwd=os.environ.get("TMPDIR", "/tmp"), capture_output=True, text=True, check=True)
     return float(re.findall(r"SPS (\d+)", out.stdout)[-1])
@@ -58,7 +62,10 @@ def cpu_name() -> str:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--train-steps", type=int, default=200_000, help="env-steps per training run")
+    parser.add_argument("--env", default="mpe_spread", choices=["mpe_spread", "grf_ca_hard"])
+    parser.add_argument("--train-steps", type=int, help="env-steps per training run "
+                        "(default 200,000 for MPE, 6,000 for football)")
+    parser.add_argument("--repeats", type=int, default=3, help="football: raw/training pairs")
     parser.add_argument("--cuda", action="store_true", help="also time training with --cuda")
     opts = parser.parse_args()
 
@@ -67,17 +74,29 @@ if __name__ == "__main__":
     print(f"hardware: {cpu_name()}, {os.cpu_count()} cores; python {platform.python_version()}, "
           f"torch {torch.__version__}, numpy {np.__version__}"
           + (f", GPU {torch.cuda.get_device_name()}" if opts.cuda and torch.cuda.is_available() else ""))
+    if opts.env == "grf_ca_hard":
+        # the engine's speed drifts by 10-30% within minutes on a shared host, so raw and
+        # training alternate and each ratio compares neighbours
+        steps, train = opts.train_steps or 6_000, ["--num-envs", "2"] + (["--cuda"] if opts.cuda else [])
+        print(f"| repeat | raw engine, 2 worker processes | happo.py training, {' '.join(train)} | ratio |")
+        print("|-------:|-------------------------------:|--------------------------------:|------:|")
+        for repeat in range(1, opts.repeats + 1):
+            raw = raw_env_speed(opts.env, "gfootball", 2, seconds=20)
+            trained = training_speed(opts.env, "gfootball", steps, train)
+            print(f"| {repeat} | {raw:,.0f} | {trained:,.0f} | {trained / raw:.2f} |", flush=True)
+        sys.exit()
+
+    steps = opts.train_steps or 200_000
     rows = [
-        ("raw batched env, 20 envs", raw_env_speed("batched", 20)),
-        ("raw batched env, 1000 envs", raw_env_speed("batched", 1000)),
-        ("raw mpe2 env, 20 envs, this process", raw_env_speed("pettingzoo", 20)),
-        ("raw mpe2 env, 20 envs, 2 worker processes", raw_env_speed("pettingzoo", 20, num_workers=2)),
-        ("happo.py training, batched backend", training_speed("batched", opts.train_steps, [])),
-        ("happo.py training, pettingzoo backend", training_speed("pettingzoo", opts.train_steps, [])),
+        ("raw batched env, 20 envs", raw_env_speed(opts.env, "batched", 20)),
+        ("raw batched env, 1000 envs", raw_env_speed(opts.env, "batched", 1000)),
+        ("raw mpe2 env, 20 envs, this process", raw_env_speed(opts.env, "pettingzoo", 20)),
+        ("raw mpe2 env, 20 envs, 2 worker processes", raw_env_speed(opts.env, "pettingzoo", 20, num_workers=2)),
+        ("happo.py training, batched backend", training_speed(opts.env, "batched", steps, [])),
+        ("happo.py training, pettingzoo backend", training_speed(opts.env, "pettingzoo", steps, [])),
     ]
     if opts.cuda:
-        rows.append(("happo.py training, batched backend, --cuda",
-                     training_speed("batched", opts.train_steps, ["--cuda"])))
+        rows.append(("happo.py training, batched backend, --cuda", training_speed(opts.env, "batched", steps, ["--cuda"])))
     width = max(len(name) for name, _ in rows)
     print(f"| {'what':<{width}} | env-steps/s | x authors (1,100) |")
     print(f"|{'-' * (width + 2)}|------------:|------------------:|")
