@@ -122,7 +122,7 @@ def test_ctrl_c_saves_a_checkpoint(script, tmp_path):
             if line.startswith("iter 2/"):
                 break
         proc.send_signal(signal.SIGINT)
-        out = proc.communicate(timeout=60)[0]
+        out = proc.communicate(timeout=180)[0]
     finally:
         proc.kill()
     assert proc.returncode == 130, out
