@@ -154,3 +154,28 @@ def test_non_finite_loss_is_named():
     with pytest.raises(happo.NonFiniteLoss, match="agent 0 policy_loss is nan"):
         happo.train_actor(actor, torch.optim.Adam(actor.parameters()), obs[0], actions[0], logps[0],
                           torch.randn(16), torch.ones(16), args, "agent 0")
+
+
+def test_evaluation_takes_the_same_number_of_episodes_from_every_env():
+    """Env k ends an episode every k+1 steps with return k, and only env 0 scores. 7 episodes
+    from 3 envs are 3 + 2 + 2, not the first 7 to finish (which would favour env 0)."""
+    import numpy as np
+
+    class ClockEnvs:
+        num_envs, scores = 3, True
+
+        def reset(self, seed=None):
+            self.t = 0
+            return np.zeros((3, 4), dtype=np.float32), None
+
+        def step(self, actions):
+            self.t += 1
+            done = np.array([self.t % (k + 1) == 0 for k in range(3)])
+            info = {"episode_return": np.where(done, np.arange(3.0), np.nan),
+                    "episode_score": np.where(done, [1.0, 0.0, 0.0], np.nan)}
+            return np.zeros((3, 4), dtype=np.float32), None, None, done, None, info
+
+    actor = happo.Actor(AgentSpec(4, True, 3), (8,))
+    returns, scores = happo.evaluate([actor], ClockEnvs(), [4], 7, "cpu")
+    assert sorted(returns) == [0, 0, 0, 1, 1, 2, 2]
+    assert np.mean(scores) == pytest.approx(3 / 7)
