@@ -11,6 +11,7 @@ updated before it (the factor M, equation 11).
 
 import math
 import os
+import signal
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -382,6 +383,11 @@ def load_checkpoint(path, args: Args):
 
 if __name__ == "__main__":
     from torch.utils.tensorboard import SummaryWriter
+
+    # Ctrl-C, or a scheduler's SIGTERM, stops training with a checkpoint (the `except` below).
+    # Set explicitly: a process started in the background inherits SIGINT ignored.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
 
     ckpt = load_checkpoint(args.resume, args) if args.resume else None
     run_name = f"{args.env}__{args.exp_name}__{args.seed}__{int(time.time())}"
