@@ -20,8 +20,9 @@ apt_install() {  # install only the Debian packages that are missing
 
 if [ ! -x .venv/bin/python ]; then
     if ! "$PYTHON" -m venv .venv 2>/dev/null; then
-        rm -rf .venv  # Debian/Ubuntu ship venv separately
-        apt_install python3-venv
+        rm -rf .venv  # Debian/Ubuntu ship venv separately, per Python version
+        apt_install python3-venv "python$("$PYTHON" -c 'import sys; print("%d.%d" % sys.version_info[:2])')-venv" ||
+            apt_install python3-venv
         "$PYTHON" -m venv .venv
     fi
 fi

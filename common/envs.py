@@ -386,8 +386,8 @@ class SubprocVecEnv:
 def make_vec_env(env_id: str, num_envs: int, num_workers: int = 0, backend: str = "pettingzoo"):
     """`num_workers` 0 steps every env in this process; otherwise that many worker processes
     (pettingzoo backend; the batched backend always runs in this process, and gfootball always
-    in one worker process per env: an engine keeps one core busy, and the GIL would serialise
-    engines sharing a process)."""
+    in one worker process per env, as the authors': an engine keeps a core busy, and engines in
+    separate processes step in parallel)."""
     check_env_id(env_id)
     check_backend(env_id, backend)
     if backend == "gfootball":

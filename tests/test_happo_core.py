@@ -4,6 +4,7 @@ import copy
 import math
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 import torch
 
@@ -159,10 +160,8 @@ def test_non_finite_loss_is_named():
 def test_evaluation_takes_the_same_number_of_episodes_from_every_env():
     """Env k ends an episode every k+1 steps with return k, and only env 0 scores. 7 episodes
     from 3 envs are 3 + 2 + 2, not the first 7 to finish (which would favour env 0)."""
-    import numpy as np
-
     class ClockEnvs:
-        num_envs, scores = 3, True
+        num_envs = 3
 
         def reset(self, seed=None):
             self.t = 0

@@ -116,7 +116,7 @@ def test_nan_loss_stops_with_iteration_and_loss_named(script, tmp_path):
 
 @pytest.mark.parametrize("script", SCRIPTS)
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
-def test_ctrl_c_saves_a_checkpoint(script, signum, tmp_path):
+def test_ctrl_c_and_sigterm_save_a_checkpoint(script, signum, tmp_path):
     proc = subprocess.Popen([sys.executable, "-u", str(REPO / script), *TINY, "--total-timesteps", "10000000"],
                             cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
@@ -124,7 +124,7 @@ def test_ctrl_c_saves_a_checkpoint(script, signum, tmp_path):
             if line.startswith("iter 2/"):
                 break
         proc.send_signal(signum)
-        out = proc.communicate(timeout=180)[0]
+        out = proc.communicate(timeout=60)[0]
     finally:
         proc.kill()
     assert proc.returncode == 130, out
