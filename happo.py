@@ -15,9 +15,10 @@ import signal
 import sys
 import time
 from dataclasses import asdict, dataclass
+from datetime import timedelta
 
-from common.config import check_divides, check_positive, fail, parse_args
-from common.envs import check_backend
+from common.config import check_divides, check_positive, exit_on_interrupt, fail, parse_args
+from common.envs import check_backend, check_memory
 
 ALGO = "happo"
 
@@ -46,14 +47,15 @@ class Args:
     """path of a checkpoint to continue from, with its step count"""
     env_backend: str = "pettingzoo"
     """simulator: `batched` (numpy, all envs at once; mpe_spread ids), `pettingzoo` (mpe2; MPE ids)
-    or `gfootball` (the football engine, one worker process per env; grf ids)"""
+    or `gfootball` (the football engine; grf ids)"""
 
     total_timesteps: int = 10_000_000
     """total environment steps (one step of one env counts 1, whatever the number of agents)"""
     num_envs: int = 20
     """number of parallel training environments"""
-    num_workers: int = 2
-    """worker processes stepping the pettingzoo training environments (0: in this process)"""
+    num_workers: int = len(os.sched_getaffinity(0))
+    """worker processes stepping the training and evaluation environments, each a contiguous
+    chunk of both (pettingzoo and gfootball backends; 0: in this process); default: the cores"""
     torch_threads: int = 0
     """torch CPU threads; 0: the cores the env worker processes leave free, at most 4"""
     num_steps: int = 200
@@ -110,12 +112,18 @@ def check_args(args: Args) -> None:
         fail(str(err))
     if args.resume is not None and not os.path.isfile(args.resume):
         fail(f"--resume {args.resume}: no such file")
+    try:
+        check_memory(args.env, args.num_envs, args.num_eval_envs if args.eval_interval else 0,
+                     args.num_workers, args.num_steps)
+    except ValueError as err:
+        fail(str(err))
 
 
 if __name__ == "__main__":
     # Parsed and checked before torch and the environments load: bad input fails at once.
     args = parse_args(Args, ALGO)
     check_args(args)
+    exit_on_interrupt()  # until training starts; then Ctrl-C saves a checkpoint
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
@@ -123,7 +131,7 @@ import torch.nn as nn  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from torch.distributions import Categorical, Normal  # noqa: E402
 
-from common.envs import make_vec_env, record_episode  # noqa: E402
+from common.envs import make_vec_envs, record_episode  # noqa: E402
 
 
 def layer_init(layer: nn.Linear, gain: float) -> nn.Linear:
@@ -370,7 +378,6 @@ def save_checkpoint(path, actors, critic, value_norm, actor_optimizers, critic_o
         "actor_optimizers": [o.state_dict() for o in actor_optimizers],
         "critic_optimizer": critic_optimizer.state_dict(),
     }, path)
-    print(f"checkpoint saved to {path}")
 
 
 def load_checkpoint(path, args: Args):
@@ -383,11 +390,6 @@ def load_checkpoint(path, args: Args):
 
 if __name__ == "__main__":
     from torch.utils.tensorboard import SummaryWriter
-
-    # Ctrl-C, or a scheduler's SIGTERM, stops training with a checkpoint (the `except` below).
-    # Set explicitly: a process started in the background inherits SIGINT ignored.
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
 
     ckpt = load_checkpoint(args.resume, args) if args.resume else None
     run_name = f"{args.env}__{args.exp_name}__{args.seed}__{int(time.time())}"
@@ -405,13 +407,13 @@ if __name__ == "__main__":
     np.random.seed(args.seed)
     torch.manual_seed(args.seed)
     torch.backends.cudnn.deterministic = args.torch_deterministic
-    workers = {"pettingzoo": args.num_workers, "gfootball": args.num_envs}.get(args.env_backend, 0)
+    workers = 0 if args.env_backend == "batched" else args.num_workers
     torch.set_num_threads(args.torch_threads or max(1, min(4, (os.cpu_count() or 1) - workers)))
     device = torch.device("cuda" if torch.cuda.is_available() and args.cuda else "cpu")
 
-    # env setup
-    envs = make_vec_env(args.env, args.num_envs, args.num_workers, args.env_backend)
-    eval_envs = make_vec_env(args.env, args.num_eval_envs, 0, args.env_backend) if args.eval_interval else None
+    # env setup: evaluation envs share the training envs' worker processes
+    envs, eval_envs = make_vec_envs(args.env, args.num_envs, args.num_eval_envs if args.eval_interval else 0,
+                                    args.num_workers, args.env_backend)
     if eval_envs:
         eval_envs.reset(seed=args.seed + 100_000)  # evaluation episodes never share seeds with training
     num_agents = len(envs.agents)
@@ -456,6 +458,10 @@ if __name__ == "__main__":
     start_time, start_step = time.time(), global_step
     trained_iteration, trained_step = start_iteration - 1, global_step  # last completed update
     episode_returns, episode_scores, eval_return, eval_score_rate = [], [], float("nan"), float("nan")
+    # Ctrl-C, or a scheduler's SIGTERM, now stops training with a checkpoint (the `except` below).
+    # Set explicitly: a process started in the background inherits SIGINT ignored.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         for iteration in range(start_iteration, num_iterations + 1):
             if args.anneal_lr:
@@ -533,6 +539,8 @@ if __name__ == "__main__":
                     record_episode(args.env, policy, args.seed + iteration, f"videos/{run_name}/step_{global_step}")
 
             if iteration % args.log_interval == 0 or iteration == num_iterations:
+                elapsed = time.time() - start_time
+                left = elapsed / (global_step - start_step) * (num_iterations * batch_size - global_step)
                 train_return = np.mean(episode_returns) if episode_returns else float("nan")
                 score = ""
                 if envs.scores:
@@ -540,25 +548,31 @@ if __name__ == "__main__":
                     score = f"score_rate {train_score:.2f} eval {eval_score_rate:.2f} "
                 print(f"iter {iteration}/{num_iterations} step {global_step} return {train_return:.2f} "
                       f"eval {eval_return:.2f} {score}value_loss {value_loss:.4f} "
-                      f"policy_loss {np.mean([s['policy_loss'] for s in actor_stats.values()]):.4f} SPS {sps}",
-                      flush=True)
+                      f"policy_loss {np.mean([s['policy_loss'] for s in actor_stats.values()]):.4f} SPS {sps} "
+                      f"elapsed {timedelta(seconds=round(elapsed))} left {timedelta(seconds=round(left))}", flush=True)
                 episode_returns, episode_scores = [], []
     except KeyboardInterrupt:
-        print(f"\ninterrupted after iteration {trained_iteration}, step {trained_step}")
+        envs.close()  # workers first: one may be mid-step
+        if trained_iteration < start_iteration:  # no update in this run: nothing new to save
+            print("\ninterrupted before the first update of this run; no checkpoint", flush=True)
+            sys.exit(130)
         save_checkpoint(checkpoint_path, actors, critic, value_norm, actor_optimizers, critic_optimizer,
                         args, trained_step, trained_iteration)
-        envs.close()
+        print(f"\ninterrupted after iteration {trained_iteration}, step {trained_step}; checkpoint saved to "
+              f"{checkpoint_path}", flush=True)
         sys.exit(130)
     except NonFiniteLoss as err:
-        print(f"error: non-finite loss at iteration {trained_iteration + 1}: {err}", file=sys.stderr)
         save_checkpoint(checkpoint_path, actors, critic, value_norm, actor_optimizers, critic_optimizer,
                         args, trained_step, trained_iteration)
+        print(f"error: non-finite loss at iteration {trained_iteration + 1}: {err}; checkpoint of the "
+              f"last update saved to {checkpoint_path}", file=sys.stderr)
         envs.close()
         sys.exit(1)
 
     if args.save_model:
         save_checkpoint(checkpoint_path, actors, critic, value_norm, actor_optimizers, critic_optimizer,
                         args, global_step, num_iterations)
+        print(f"checkpoint saved to {checkpoint_path}")
     envs.close()
     if eval_envs:
         eval_envs.close()

@@ -2,13 +2,14 @@
 
     python benchmarks/throughput.py                  # MPE Spread, about 3 minutes on 2 cores
     python benchmarks/throughput.py --train-steps 400000
-    python benchmarks/throughput.py --env grf_ca_hard   # football, about 4 minutes
+    python benchmarks/throughput.py --env grf_ca_hard   # football, about 20 minutes on 2 cores
 
 An env-step is one step of one environment (all agents act), as `--total-timesteps` counts.
 Training figures are the SPS that happo.py itself reports at its last iteration (setup and
 imports excluded), for the paper preset with evaluation off: MPE 20 envs x 200 steps, 5 epochs,
-1 minibatch; football as the preset (1000 steps, 15 epochs, 2 minibatches) but 2 envs, against
-the raw engine in 2 worker processes (one engine each, as training runs them) with random actions.
+1 minibatch; football the whole preset (50 envs x 1000 steps, 15 epochs, 2 minibatches, one
+iteration) in `--num-workers` worker processes, against the same 50 raw engines in the same
+workers stepped with random actions.
 """
 
 import argparse
@@ -64,7 +65,8 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--env", default="mpe_spread", choices=["mpe_spread", "grf_ca_hard"])
     parser.add_argument("--train-steps", type=int, help="env-steps per training run "
-                        "(default 200,000 for MPE, 6,000 for football)")
+                        "(default 200,000 for MPE, one iteration of 50,000 for football)")
+    parser.add_argument("--num-workers", type=int, default=2, help="football: worker processes")
     parser.add_argument("--repeats", type=int, default=3, help="football: raw/training pairs")
     parser.add_argument("--cuda", action="store_true", help="also time training with --cuda")
     opts = parser.parse_args()
@@ -77,11 +79,12 @@ if __name__ == "__main__":
     if opts.env == "grf_ca_hard":
         # the engine's speed drifts by 10-30% within minutes on a shared host, so raw and
         # training alternate and each ratio compares neighbours
-        steps, train = opts.train_steps or 6_000, ["--num-envs", "2"] + (["--cuda"] if opts.cuda else [])
-        print(f"| repeat | raw engine, 2 worker processes | happo.py training, {' '.join(train)} | ratio |")
-        print("|-------:|-------------------------------:|--------------------------------:|------:|")
+        w = opts.num_workers
+        steps, train = opts.train_steps or 50_000, ["--num-workers", str(w)] + (["--cuda"] if opts.cuda else [])
+        print(f"| repeat | raw engines, 50 in {w} workers | happo.py training, {' '.join(train)} | ratio |")
+        print("|-------:|------------------------------:|--------------------------------:|------:|")
         for repeat in range(1, opts.repeats + 1):
-            raw = raw_env_speed(opts.env, "gfootball", 2, seconds=20)
+            raw = raw_env_speed(opts.env, "gfootball", 50, num_workers=w, seconds=30)
             trained = training_speed(opts.env, "gfootball", steps, train)
             print(f"| {repeat} | {raw:,.0f} | {trained:,.0f} | {trained / raw:.2f} |", flush=True)
         sys.exit()

@@ -8,6 +8,7 @@ user passes overrides them, and `--help` shows the resolved values.
 from __future__ import annotations
 
 import dataclasses
+import signal
 import sys
 
 from common.envs import BATCHED_ENVS, ENV_IDS, GRF_ENVS, MPE_ENVS
@@ -54,6 +55,7 @@ GRF_ON_POLICY = dict(
     eval_episodes=100,
     num_eval_envs=50,
     env_backend="gfootball",
+    log_interval=1,  # ours: an iteration takes minutes on a small machine
 )
 GRF_SCENARIO = {
     "grf_ca_easy": {},
@@ -100,7 +102,36 @@ def parse_args(args_cls, algo: str, argv: list[str] | None = None):
     if env_id not in PRESETS[algo]:
         fail(f"{algo} has no preset for --env {env_id}; valid ids: {', '.join(PRESETS[algo])}")
     defaults = dataclasses.replace(args_cls(), env=env_id, **PRESETS[algo][env_id])
-    return tyro.cli(args_cls, default=defaults, args=argv)
+    args = tyro.cli(args_cls, default=defaults, args=argv)
+    return fit_short_run_evaluation(args, argv)
+
+
+def fit_short_run_evaluation(args, argv: list[str]):
+    """A run shorter than one evaluation interval evaluates once, at its end: there the preset's
+    evaluation (football: 100 episodes on 50 engines) would cost more than the run itself, so
+    it shrinks to at most one env per training env and one episode per env. The sizes the
+    command line gives are kept."""
+    batch = args.num_envs * args.num_steps
+    if batch <= 0 or args.eval_interval <= 0 or args.total_timesteps // batch >= args.eval_interval:
+        return args
+    given = {arg.split("=")[0] for arg in argv}
+    if "--num-eval-envs" not in given:
+        args.num_eval_envs = min(args.num_eval_envs, args.num_envs)
+    if "--eval-episodes" not in given:
+        args.eval_episodes = min(args.eval_episodes, args.num_eval_envs)
+    return args
+
+
+def exit_on_interrupt() -> None:
+    """Until training starts: Ctrl-C or SIGTERM ends the run with one line and status 130
+    (SystemExit, so whatever is starting cleans up, env workers included). The training loop
+    installs its own handler, which saves a checkpoint."""
+    def handler(signum, frame):
+        print(f"\n{signal.Signals(signum).name} during start-up: stopped before training", file=sys.stderr, flush=True)
+        sys.exit(130)
+
+    signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGTERM, handler)
 
 
 def check_positive(args, *names: str) -> None:

@@ -1,6 +1,6 @@
 """Vectorised multi-agent environments behind one small interface.
 
-Every algorithm script talks to environments only through `make_vec_env`. A vector env holds
+Every algorithm script talks to environments only through `make_vec_envs`. A vector env holds
 `num_envs` copies of one task and exposes:
 
     agents     list[AgentSpec], one per agent (observation size and action space may differ)
@@ -38,12 +38,18 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import io
+import json
 import multiprocessing as mp
 import os
 import random
 import signal
+import subprocess
+import sys
+import time
+import traceback
 import warnings
 from dataclasses import dataclass
+from multiprocessing.connection import Connection
 
 import numpy as np
 
@@ -69,7 +75,7 @@ GRF_INSTALL = "bash setup.sh"
 ENV_IDS = tuple(MPE_ENVS) + tuple(GRF_ENVS)
 # `batched`: common/batched_spread.py, all envs in a few numpy operations (the same MDP as mpe2,
 # tests/test_batched_spread.py); `pettingzoo`: mpe2 itself, one Python object per env;
-# `gfootball`: the Google Research Football engine, one engine per worker process.
+# `gfootball`: the Google Research Football engine, several engines per worker process.
 BACKENDS = ("batched", "pettingzoo", "gfootball")
 BATCHED_ENVS = ("mpe_spread", "mpe_spread_continuous")
 
@@ -317,86 +323,247 @@ class SerialVecEnv:
             env.close()
 
 
-def _worker(conn, env_id: str, num_envs: int, first_index: int):
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the trainer's to handle
-    envs = SerialVecEnv(env_id, num_envs, first_index)
-    conn.send((envs.agents, envs.state_dim, envs.scores))
-    while True:
-        cmd, data = conn.recv()
-        if cmd == "step":
-            conn.send(envs.step(data))
-        elif cmd == "reset":
-            conn.send(envs.reset(data))
-        else:
-            envs.close()
-            conn.close()
+def _chunks(n: int, num_workers: int) -> list[tuple[int, int]]:
+    """Contiguous [start, end) ranges splitting n envs over the workers as evenly as possible."""
+    bounds = np.linspace(0, n, num_workers + 1).round().astype(int)
+    return [(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]
+
+
+def _die_with_parent() -> None:
+    """Linux: the kernel kills this process when its parent dies, even by SIGKILL, so no
+    worker (and no engine's memory) outlives the trainer."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass  # not Linux: workers still exit when the trainer's end of the pipe closes
+
+
+def worker_main() -> None:
+    """A worker process: `python -c WORKER FD ENV_ID CHUNKS`. Holds its chunk of every group of
+    envs (training, evaluation) and runs the trainer's commands on them, one at a time."""
+    fd, env_id, chunks = int(sys.argv[1]), sys.argv[2], json.loads(sys.argv[3])
+    # Ctrl-C reaches the whole process group, a scheduler's SIGTERM maybe too: the trainer
+    # handles both and closes its workers, so a worker never prints a traceback of its own
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    _die_with_parent()
+    conn = Connection(fd)
+    groups = {}
+    try:
+        for name, (start, end) in chunks.items():
+            if end > start:
+                groups[name] = SerialVecEnv(env_id, end - start, start)
+        first = next(iter(groups.values()))
+        conn.send((True, (first.agents, first.state_dim, first.scores)))
+        while True:
+            cmd, name, data = conn.recv()
+            if cmd == "close":
+                break
+            conn.send((True, getattr(groups[name], cmd)(data)))  # "reset" or "step"
+    except EOFError:
+        pass  # the trainer is gone
+    except Exception:
+        conn.send((False, traceback.format_exc()))
+    for envs in groups.values():
+        envs.close()
+
+
+# The command a worker runs: a fresh interpreter that imports numpy and the simulator, never
+# torch (a forked or spawned worker would carry or re-import the training script's modules).
+WORKER = "from common.envs import worker_main; worker_main()"
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+class WorkerPool:
+    """`num_workers` processes; each group of envs (e.g. training and evaluation) is split into
+    contiguous chunks, one per worker, so every worker holds a part of every group and steps
+    its envs one after another. Groups share the workers, so evaluation envs cost the memory
+    of their engines only, not of more processes."""
+
+    def __init__(self, env_id: str, sizes: dict[str, int], num_workers: int):
+        num_workers = max(1, min(num_workers, max(sizes.values())))
+        self.sizes = sizes
+        self.chunks = {name: _chunks(n, num_workers) for name, n in sizes.items()}
+        self.conns, self.procs = [], []
+        self.busy, self.closed = True, False  # busy: replies are owed, the pipes are mid-message
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [REPO_ROOT, os.environ.get("PYTHONPATH")]))}
+        try:
+            for w in range(num_workers):
+                mine = {name: chunks[w] for name, chunks in self.chunks.items()}
+                parent, child = mp.Pipe()
+                self.procs.append(subprocess.Popen(
+                    [sys.executable, "-c", WORKER, str(child.fileno()), env_id, json.dumps(mine)],
+                    pass_fds=[child.fileno()], env=env))
+                child.close()
+                self.conns.append(parent)
+            self.specs = [self._recv(w) for w in range(num_workers)][0]
+            self.busy = False
+        except BaseException:  # Ctrl-C or a worker's error while engines start: none stays behind
+            self.close()
+            raise
+
+    def _recv(self, w: int):
+        try:
+            ok, payload = self.conns[w].recv()
+        except EOFError:
+            raise RuntimeError(f"env worker {w} exited with status {self.procs[w].wait()}") from None
+        if not ok:
+            raise RuntimeError(f"env worker {w} failed:\n{payload}")
+        return payload
+
+    def call(self, group: str, cmd: str, data: list):
+        """Send `cmd` with data[w] to every worker w holding envs of `group`; their replies."""
+        workers = [w for w, (start, end) in enumerate(self.chunks[group]) if end > start]
+        self.busy = True
+        for w in workers:
+            self.conns[w].send((cmd, group, data[w]))
+        replies = [self._recv(w) for w in workers]
+        self.busy = False
+        return replies
+
+    def close(self):
+        """Ask idle workers to close their engines; kill workers that owe a reply (interrupted
+        mid-step or mid-start), as they would not read the request."""
+        if self.closed:
             return
+        self.closed = True
+        if not self.busy:
+            for conn in self.conns:
+                with contextlib.suppress(OSError):
+                    conn.send(("close", None, None))
+        for proc in self.procs:
+            try:
+                proc.wait(timeout=0 if self.busy else 10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        for conn in self.conns:
+            conn.close()
 
 
 class SubprocVecEnv:
-    """Envs split into contiguous chunks, one worker process per chunk, stepped in parallel."""
+    """One group of a WorkerPool's envs, with SerialVecEnv's interface; workers step their
+    chunks in parallel."""
 
-    def __init__(self, env_id: str, num_envs: int, num_workers: int):
-        num_workers = max(1, min(num_workers, num_envs))
-        bounds = np.linspace(0, num_envs, num_workers + 1).round().astype(int)
-        self.chunks = [(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]
-        ctx = mp.get_context("forkserver")
-        self.conns, self.procs = [], []
-        for start, end in self.chunks:
-            parent, child = ctx.Pipe()
-            proc = ctx.Process(target=_worker, args=(child, env_id, end - start, start), daemon=True)
-            proc.start()
-            child.close()
-            self.conns.append(parent)
-            self.procs.append(proc)
-        self.agents, self.state_dim, self.scores = [c.recv() for c in self.conns][0]
-        self.num_envs = num_envs
-        self.closed = False
+    def __init__(self, pool: WorkerPool, group: str):
+        self.pool, self.group = pool, group
+        self.num_envs = pool.sizes[group]
+        self.agents, self.state_dim, self.scores = pool.specs
+        self.bounds = pool.chunks[group]
 
     def reset(self, seed: int | None = None):
-        for conn in self.conns:
-            conn.send(("reset", seed))
-        obs, state = zip(*[conn.recv() for conn in self.conns])
+        obs, state = zip(*self.pool.call(self.group, "reset", [seed] * len(self.bounds)))
         return np.concatenate(obs), np.concatenate(state)
 
     def step(self, actions: np.ndarray):
-        for conn, (start, end) in zip(self.conns, self.chunks):
-            conn.send(("step", actions[start:end]))
-        results = [conn.recv() for conn in self.conns]
+        results = self.pool.call(self.group, "step", [actions[start:end] for start, end in self.bounds])
         obs, state, reward, terminated, truncated, infos = zip(*results)
         info = {key: np.concatenate([i[key] for i in infos]) for key in infos[0]}
         return (np.concatenate(obs), np.concatenate(state), np.concatenate(reward),
                 np.concatenate(terminated), np.concatenate(truncated), info)
 
     def close(self):
-        if self.closed:
-            return
-        self.closed = True
-        for conn in self.conns:
-            try:
-                conn.send(("close", None))
-            except (BrokenPipeError, EOFError):
-                pass
-        for proc in self.procs:
-            proc.join(timeout=2)
-            if proc.is_alive():
-                proc.terminate()
+        self.pool.close()  # the groups share the workers; closing either closes both
 
 
-def make_vec_env(env_id: str, num_envs: int, num_workers: int = 0, backend: str = "pettingzoo"):
-    """`num_workers` 0 steps every env in this process; otherwise that many worker processes
-    (pettingzoo backend; the batched backend always runs in this process, and gfootball always
-    in one worker process per env, as the authors': an engine keeps a core busy, and engines in
-    separate processes step in parallel)."""
+def num_worker_processes(backend: str, num_envs: int, num_eval_envs: int, num_workers: int) -> int:
+    """How many worker processes `make_vec_envs` starts."""
+    if backend == "batched" or num_workers <= 0:
+        return 0
+    return min(num_workers, max(num_envs, num_eval_envs))
+
+
+def make_vec_envs(env_id: str, num_envs: int, num_eval_envs: int = 0, num_workers: int = 0,
+                  backend: str = "pettingzoo"):
+    """Training envs and, if `num_eval_envs`, evaluation envs (else None). The batched backend
+    runs in this process; the others in `num_workers` worker processes shared by both groups
+    (0: in this process). An engine keeps a core busy, so more workers than cores gain nothing."""
     check_env_id(env_id)
     check_backend(env_id, backend)
-    if backend == "gfootball":
-        return SubprocVecEnv(env_id, num_envs, num_envs)
     if backend == "batched":
         from common.batched_spread import BatchedSpread
 
         _, continuous, kwargs = MPE_ENVS[env_id]
-        return BatchedSpread(num_envs, continuous=continuous, max_cycles=MPE_EPISODE_LENGTH, **kwargs)
+        make = lambda n: BatchedSpread(n, continuous=continuous, max_cycles=MPE_EPISODE_LENGTH, **kwargs)  # noqa: E731
+        return make(num_envs), make(num_eval_envs) if num_eval_envs else None
     if num_workers <= 0:
-        return SerialVecEnv(env_id, num_envs)
-    return SubprocVecEnv(env_id, num_envs, num_workers)
+        return SerialVecEnv(env_id, num_envs), SerialVecEnv(env_id, num_eval_envs) if num_eval_envs else None
+    sizes = {"train": num_envs, "eval": num_eval_envs} if num_eval_envs else {"train": num_envs}
+    kind = "football engines" if backend == "gfootball" else "envs"
+    workers = num_worker_processes(backend, num_envs, num_eval_envs, num_workers)
+    print(f"starting {' + '.join(map(str, sizes.values()))} {kind} ({' + '.join(sizes)}) "
+          f"in {workers} worker processes ...", flush=True)
+    started = time.time()
+    pool = WorkerPool(env_id, sizes, num_workers)
+    print(f"{kind} ready in {time.time() - started:.0f} s", flush=True)
+    return SubprocVecEnv(pool, "train"), SubprocVecEnv(pool, "eval") if num_eval_envs else None
+
+
+def make_vec_env(env_id: str, num_envs: int, num_workers: int = 0, backend: str = "pettingzoo"):
+    """Training envs only (see make_vec_envs)."""
+    return make_vec_envs(env_id, num_envs, 0, num_workers, backend)[0]
+
+
+# Resident memory in MB, measured with gfootball 2.10.2 on Python 3.11 (README, "Memory"): a
+# worker process before its first engine, each engine it holds, and the training process
+# (Python, torch, networks and optimisers) without its rollout buffers.
+GRF_WORKER_MB = 80  # measured 76
+GRF_ENGINE_MB = 60  # measured 57 (counterattack), 52 (pass and shoot) after 300 steps
+TRAINER_MB = 400  # measured 333 (football, [64, 64] networks)
+SAFETY = 0.9  # plan for at most this fraction of the available memory
+
+
+def available_memory_mb() -> float:
+    """MemAvailable, or what the cgroup (container, SLURM job) still allows where that is less."""
+    with open("/proc/meminfo") as f:
+        available = next(int(line.split()[1]) / 1024 for line in f if line.startswith("MemAvailable:"))
+    try:
+        with open("/sys/fs/cgroup/memory.max") as f, open("/sys/fs/cgroup/memory.current") as g:
+            limit = f.read().strip()
+            if limit != "max":
+                available = min(available, (int(limit) - int(g.read())) / 2**20)
+    except (OSError, ValueError):
+        pass
+    return available
+
+
+def football_memory_mb(env_id: str, num_envs: int, num_eval_envs: int, num_workers: int, num_steps: int) -> float:
+    """Estimated peak resident memory of a football run, all processes: the engines, their
+    workers, the trainer and its rollout (obs, state, rewards, actions, log-probs per env-step,
+    counted three times for the copies the update makes)."""
+    n = GRF_ENVS[env_id][1]
+    floats_per_step = n * 115 + (115 + (n - 1) * 11) + 3 + 2 * n
+    buffers = 3 * num_envs * num_steps * floats_per_step * 4 / 2**20
+    workers = num_worker_processes("gfootball", num_envs, num_eval_envs, num_workers)
+    return TRAINER_MB + buffers + workers * GRF_WORKER_MB + (num_envs + num_eval_envs) * GRF_ENGINE_MB
+
+
+def check_memory(env_id: str, num_envs: int, num_eval_envs: int, num_workers: int, num_steps: int,
+                 available: float | None = None) -> None:
+    """Raise ValueError, naming the figures and flags that fit, if a football run would not fit
+    in the available memory. Arithmetic only: nothing has started yet."""
+    if env_id not in GRF_ENVS:
+        return  # MPE runs need a few hundred MB
+    available = available_memory_mb() if available is None else available
+    need = football_memory_mb(env_id, num_envs, num_eval_envs, num_workers, num_steps)
+    if need <= SAFETY * available:
+        return
+
+    def fits(e: int, v: int, t: int) -> bool:
+        return football_memory_mb(env_id, e, v, num_workers, t) <= SAFETY * available
+
+    batch = num_envs * num_steps
+    if num_eval_envs and fits(num_envs, 1, num_steps):  # fewer evaluation engines: the same training
+        v = max(v for v in range(1, num_eval_envs) if fits(num_envs, v, num_steps))
+        advice = f"--num-eval-envs {v} (the same training)"
+    else:  # fewer training engines with longer rollouts keep the batch where a divisor allows
+        e = next((e for e in range(num_envs - 1, 0, -1) if batch % e == 0 and fits(e, min(e, num_eval_envs), batch // e)), None)
+        if e is None:
+            raise ValueError(f"{env_id} needs about {need / 1024:.1f} GB, {available / 1024:.1f} GB available: "
+                             f"even one engine with a batch of {batch} does not fit; lower --num-steps")
+        advice = f"--num-envs {e} --num-steps {batch // e} --num-eval-envs {min(e, num_eval_envs)} (the same batch of {batch})"
+    raise ValueError(f"{num_envs} + {num_eval_envs} football engines in {num_worker_processes('gfootball', num_envs, num_eval_envs, num_workers)} "
+                     f"workers need about {need / 1024:.1f} GB, {available / 1024:.1f} GB is available "
+                     f"({SAFETY:.0%} usable); what fits: {advice}")
