@@ -554,16 +554,17 @@ def check_memory(env_id: str, num_envs: int, num_eval_envs: int, num_workers: in
     def fits(e: int, v: int, t: int) -> bool:
         return football_memory_mb(env_id, e, v, num_workers, t) <= SAFETY * available
 
-    batch = num_envs * num_steps
+    batch, fewer = num_envs * num_steps, range(num_envs - 1, 0, -1)
     if num_eval_envs and fits(num_envs, 1, num_steps):  # fewer evaluation engines: the same training
         v = max(v for v in range(1, num_eval_envs) if fits(num_envs, v, num_steps))
         advice = f"--num-eval-envs {v} (the same training)"
-    else:  # fewer training engines with longer rollouts keep the batch where a divisor allows
-        e = next((e for e in range(num_envs - 1, 0, -1) if batch % e == 0 and fits(e, min(e, num_eval_envs), batch // e)), None)
-        if e is None:
-            raise ValueError(f"{env_id} needs about {need / 1024:.1f} GB, {available / 1024:.1f} GB available: "
-                             f"even one engine with a batch of {batch} does not fit; lower --num-steps")
+    elif e := next((e for e in fewer if batch % e == 0 and fits(e, min(e, num_eval_envs), batch // e)), None):
         advice = f"--num-envs {e} --num-steps {batch // e} --num-eval-envs {min(e, num_eval_envs)} (the same batch of {batch})"
-    raise ValueError(f"{num_envs} + {num_eval_envs} football engines in {num_worker_processes('gfootball', num_envs, num_eval_envs, num_workers)} "
-                     f"workers need about {need / 1024:.1f} GB, {available / 1024:.1f} GB is available "
-                     f"({SAFETY:.0%} usable); what fits: {advice}")
+    elif e := next((e for e in fewer if fits(e, min(e, num_eval_envs), num_steps)), None):
+        advice = f"--num-envs {e} --num-eval-envs {min(e, num_eval_envs)} (a smaller batch)"
+    else:
+        advice = "none with these --num-steps; lower them"
+    workers = num_worker_processes("gfootball", num_envs, num_eval_envs, num_workers)
+    raise ValueError(f"{num_envs} + {num_eval_envs} football engines in {workers} workers need about "
+                     f"{need / 1024:.1f} GB, {available / 1024:.1f} GB is available ({SAFETY:.0%} usable); "
+                     f"what fits: {advice}")

@@ -1,14 +1,17 @@
 """Every script end to end, as a user runs it: smoke runs, determinism, bad input, checkpoints."""
 
+import os
 import signal
 import subprocess
 import sys
+import time
 
+import psutil
 import pytest
 import torch
 
-from common.config import MPE_BACKEND
-from common.envs import GRF_ENVS
+from common.config import MPE_BACKEND, parse_args
+from common.envs import GRF_ENVS, check_memory
 from conftest import GRF_TINY, REPO, TINY, read_scalars, run_dir, run_script
 
 SCRIPTS = ["happo.py"]
@@ -44,6 +47,96 @@ def test_smoke_football(script, env_id, tmp_path):
     assert scalars["eval/score_rate"][0][1] in (0.0, 0.5, 1.0)  # 2 episodes
 
 
+def workers_of(proc: subprocess.Popen) -> list[psutil.Process]:
+    """The env worker processes a script started."""
+    try:
+        return [p for p in psutil.Process(proc.pid).children(recursive=True) if "worker_main" in " ".join(p.cmdline())]
+    except psutil.NoSuchProcess:
+        return []
+
+
+def start_football(script, tmp_path, *args):
+    """6 training + 6 evaluation envs in 2 workers; its own process group, as a terminal's job."""
+    cmd = [sys.executable, "-u", str(REPO / script), "--env", "grf_3v1", *GRF_TINY, "--num-envs", "6",
+           "--num-workers", "2", "--num-eval-envs", "6", "--total-timesteps", "1200", *args]
+    return subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+
+
+def gone(workers: list[psutil.Process], timeout: float = 10) -> bool:
+    _, alive = psutil.wait_procs(workers, timeout=timeout)
+    return not alive
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_football_runs_in_exactly_num_workers_processes_and_leaves_none(script, tmp_path):
+    pytest.importorskip("gfootball", reason="Google Research Football is installed by `bash setup.sh`")
+    proc, seen = start_football(script, tmp_path), {}
+    while proc.poll() is None:
+        seen.update({p.pid: p for p in workers_of(proc)})
+        time.sleep(0.1)
+    out, err = proc.communicate()
+    assert proc.returncode == 0, out[-2000:] + err[-3000:]
+    assert "starting 6 + 6 football engines (train + eval) in 2 worker processes" in out
+    assert len(seen) == 2 and gone(list(seen.values()), timeout=0)
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+@pytest.mark.parametrize("signum, to_group", [(signal.SIGINT, True), (signal.SIGTERM, False)])
+def test_signal_during_start_up_ends_with_one_line_and_no_worker(script, signum, to_group, tmp_path):
+    """Ctrl-C (SIGINT to the whole process group, workers included) or a scheduler's SIGTERM to
+    the trainer alone, while the engines start: exit 130, one line, no traceback, no worker."""
+    pytest.importorskip("gfootball", reason="Google Research Football is installed by `bash setup.sh`")
+    proc = start_football(script, tmp_path)
+    try:
+        for line in proc.stdout:
+            if line.startswith("starting"):
+                break
+        deadline = time.time() + 30
+        while len(workers := workers_of(proc)) < 2 and time.time() < deadline:
+            time.sleep(0.02)
+        assert len(workers) == 2
+        os.killpg(proc.pid, signum) if to_group else proc.send_signal(signum)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, out + err
+    assert "ready in" not in out, "the signal came after start-up: nothing was tested"
+    assert err.strip() == f"{signal.Signals(signum).name} during start-up: stopped before training", err
+    assert gone(workers)
+
+
+def test_memory_check_names_the_flags_that_fit():
+    """The grf_ca_hard preset (50 + 50 engines, 2 workers, 1000 steps) against simulated
+    available memory: fits in 24 GB; in 5 GB fewer evaluation engines fit; in 2.5 GB fewer
+    training engines with longer rollouts, the same batch. Each suggestion itself fits."""
+    preset = dict(env_id="grf_ca_hard", num_workers=2)
+    check_memory(num_envs=50, num_eval_envs=50, num_steps=1000, available=24_000, **preset)
+    with pytest.raises(ValueError, match=r"what fits: --num-eval-envs (\d+) \(the same training\)") as small:
+        check_memory(num_envs=50, num_eval_envs=50, num_steps=1000, available=5_000, **preset)
+    v = int(small.value.args[0].split("--num-eval-envs ")[1].split()[0])
+    check_memory(num_envs=50, num_eval_envs=v, num_steps=1000, available=5_000, **preset)
+    with pytest.raises(ValueError, match="the same batch of 50000") as tiny:
+        check_memory(num_envs=50, num_eval_envs=50, num_steps=1000, available=2_500, **preset)
+    e, t, v = (int(tiny.value.args[0].split(flag)[1].split()[0]) for flag in ("--num-envs ", "--num-steps ", "--num-eval-envs "))
+    assert e < 50 and e * t == 50_000
+    check_memory(num_envs=e, num_eval_envs=v, num_steps=t, available=2_500, **preset)
+
+
+def test_a_run_shorter_than_one_evaluation_interval_evaluates_little():
+    """The football preset evaluates 100 episodes on 50 engines; a 2-env run of one iteration
+    evaluates at most 2 episodes on 2 envs, unless the command line asks for more."""
+    import happo
+
+    short = ["--env", "grf_ca_hard", "--num-envs", "2", "--num-steps", "200", "--total-timesteps", "400"]
+    args = parse_args(happo.Args, "happo", short)
+    assert (args.num_eval_envs, args.eval_episodes) == (2, 2)
+    args = parse_args(happo.Args, "happo", [*short, "--eval-episodes", "7"])
+    assert (args.num_eval_envs, args.eval_episodes) == (2, 7)
+    args = parse_args(happo.Args, "happo", ["--env", "grf_ca_hard"])  # the whole preset
+    assert (args.num_eval_envs, args.eval_episodes) == (50, 100)
+
+
 @pytest.mark.parametrize("script", SCRIPTS)
 @pytest.mark.parametrize("env_id", [e for e, b in MPE_BACKEND.items() if b == "batched"])
 def test_same_seed_same_losses_on_both_backends(script, env_id, tmp_path):
@@ -73,6 +166,7 @@ BAD_INPUT = [
     (["--env-backend", "jax"], "valid backends: batched, pettingzoo, gfootball"),
     (["--env", "grf_ps", "--env-backend", "pettingzoo"], "grf_ps runs on --env-backend gfootball only"),
     (["--env", "grf_ps", "--num-envs", "3", "--num-steps", "201"], "--num-minibatches 2 does not divide the batch of 603"),
+    (["--env", "grf_ca_hard", "--num-envs", "1000", "--num-eval-envs", "1000"], "+ 1000 football engines in 2 workers need about"),
 ]
 
 
