@@ -344,9 +344,9 @@ def worker_main() -> None:
     """A worker process: `python -c WORKER FD ENV_ID CHUNKS`. Holds its chunk of every group of
     envs (training, evaluation) and runs the trainer's commands on them, one at a time."""
     fd, env_id, chunks = int(sys.argv[1]), sys.argv[2], json.loads(sys.argv[3])
-    # Ctrl-C reaches the whole process group, a scheduler's SIGTERM maybe too: the trainer
-    # handles both and closes its workers, so a worker never prints a traceback of its own
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # A worker runs in a session of its own, so a terminal's Ctrl-C reaches only the trainer; a
+    # scheduler may send SIGTERM to every process of a job: the trainer handles both and closes
+    # its workers, so a worker never dies mid-message or prints a traceback of its own
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     _die_with_parent()
     conn = Connection(fd)
@@ -395,7 +395,7 @@ class WorkerPool:
                 parent, child = mp.Pipe()
                 self.procs.append(subprocess.Popen(
                     [sys.executable, "-c", WORKER, str(child.fileno()), env_id, json.dumps(mine)],
-                    pass_fds=[child.fileno()], env=env))
+                    pass_fds=[child.fileno()], env=env, start_new_session=True))
                 child.close()
                 self.conns.append(parent)
             self.specs = [self._recv(w) for w in range(num_workers)][0]
