@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 from datetime import timedelta
 
 from common.config import check_divides, check_positive, exit_on_interrupt, fail, parse_args
-from common.envs import check_backend, check_memory
+from common.envs import CORES, check_backend, check_memory
 
 ALGO = "happo"
 
@@ -53,7 +53,7 @@ class Args:
     """total environment steps (one step of one env counts 1, whatever the number of agents)"""
     num_envs: int = 20
     """number of parallel training environments"""
-    num_workers: int = len(os.sched_getaffinity(0))
+    num_workers: int = CORES
     """worker processes stepping the training and evaluation environments, each a contiguous
     chunk of both (pettingzoo and gfootball backends; 0: in this process); default: the cores"""
     torch_threads: int = 0
@@ -408,7 +408,7 @@ if __name__ == "__main__":
     torch.manual_seed(args.seed)
     torch.backends.cudnn.deterministic = args.torch_deterministic
     workers = 0 if args.env_backend == "batched" else args.num_workers
-    torch.set_num_threads(args.torch_threads or max(1, min(4, (os.cpu_count() or 1) - workers)))
+    torch.set_num_threads(args.torch_threads or max(1, min(4, CORES - workers)))
     device = torch.device("cuda" if torch.cuda.is_available() and args.cuda else "cpu")
 
     # env setup: evaluation envs share the training envs' worker processes

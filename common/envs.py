@@ -73,6 +73,8 @@ GRF_ENVS = {
 }
 GRF_INSTALL = "bash setup.sh"
 ENV_IDS = tuple(MPE_ENVS) + tuple(GRF_ENVS)
+# the cores this process may run on (a container's or a SLURM job's share, not the machine's)
+CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 # `batched`: common/batched_spread.py, all envs in a few numpy operations (the same MDP as mpe2,
 # tests/test_batched_spread.py); `pettingzoo`: mpe2 itself, one Python object per env;
 # `gfootball`: the Google Research Football engine, several engines per worker process.
@@ -516,9 +518,13 @@ SAFETY = 0.9  # plan for at most this fraction of the available memory
 
 
 def available_memory_mb() -> float:
-    """MemAvailable, or what the cgroup (container, SLURM job) still allows where that is less."""
-    with open("/proc/meminfo") as f:
-        available = next(int(line.split()[1]) / 1024 for line in f if line.startswith("MemAvailable:"))
+    """MemAvailable, or what the cgroup (container, SLURM job) still allows where that is less;
+    infinite where the system does not say (not Linux): the check is then skipped."""
+    try:
+        with open("/proc/meminfo") as f:
+            available = next(int(line.split()[1]) / 1024 for line in f if line.startswith("MemAvailable:"))
+    except (OSError, StopIteration):
+        return float("inf")
     try:
         with open("/sys/fs/cgroup/memory.max") as f, open("/sys/fs/cgroup/memory.current") as g:
             limit = f.read().strip()
