@@ -1,0 +1,138 @@
+"""The RGA layer (common/rga.py) and the entity tokens it attends over (common/tokens.py)."""
+
+import numpy as np
+import pytest
+import torch
+
+from common.batched_spread import BatchedSpread
+from common.envs import GRF_ENVS, SerialVecEnv
+from common.rga import RGABlock, RGAExtractor, TokenEmbedding
+from common.tokens import num_tokens, obs_layouts, state_layout
+
+
+@pytest.mark.parametrize("nodes", [1, 2, 6, 24])
+def test_shapes_and_masks_strictly_inside_0_1(nodes):
+    torch.manual_seed(0)
+    block = RGABlock(nodes, 16)
+    x = torch.randn(5, nodes, 16)
+    assert block(x).shape == (5, 16) and block.gate(x).shape == (5, nodes, 16)
+    _, spatial_mask = block.spatial(x)
+    _, channel_mask = block.channel(x.transpose(1, 2))
+    assert spatial_mask.shape == (5, nodes, 1) and channel_mask.shape == (5, 16, 1)
+    for mask in (spatial_mask, channel_mask):
+        assert ((mask > 0) & (mask < 1)).all()
+
+
+def test_permuting_nodes_permutes_the_spatial_branch():
+    """Nodes are a set of entities: the spatial branch is permutation-equivariant, so with the
+    channel branch off the pooled h does not depend on the token order."""
+    torch.manual_seed(0)
+    block = RGABlock(6, 16, channel=False)
+    x, perm = torch.randn(4, 6, 16), torch.tensor([3, 0, 5, 1, 4, 2])
+    torch.testing.assert_close(block.gate(x[:, perm]), block.gate(x)[:, perm])
+    torch.testing.assert_close(block(x[:, perm]), block(x))
+    # not vacuous: the gate changes the features, and the channel branch sees the order
+    assert (block.gate(x) - x).abs().max() > 1e-3
+    with_channel = RGABlock(6, 16)
+    assert (with_channel(x[:, perm]) - with_channel(x)).abs().max() > 1e-6
+
+
+def test_both_branches_off_is_the_identity():
+    x = torch.randn(3, 6, 8)
+    block = RGABlock(6, 8, spatial=False, channel=False)
+    assert torch.equal(block.gate(x), x) and torch.equal(block(x), x.mean(1))
+
+
+def test_gradients_reach_every_parameter():
+    torch.manual_seed(0)
+    extractor = RGAExtractor(state_layout("mpe_speaker_listener"), 16, ratio=4)
+    extractor(torch.randn(32, 14)).pow(2).sum().backward()
+    for name, p in extractor.named_parameters():
+        assert p.grad is not None and p.grad.abs().sum() > 0, name
+
+
+def real_vectors(env_id: str, n: int | None = None):
+    """Real observations (all agents side by side) and states of 2 envs after 20 random steps;
+    spread with n agents on the batched simulator (mpe2's spread has 3)."""
+    if env_id in GRF_ENVS:
+        pytest.importorskip("gfootball", reason="Google Research Football is installed by `bash setup.sh`")
+    envs = BatchedSpread(2, N=n) if n else SerialVecEnv(env_id, 2)
+    rng = np.random.default_rng(0)
+    obs, state = envs.reset(seed=0)
+    for _ in range(20):
+        actions = np.stack([rng.integers(0, a.action_dim, 2) for a in envs.agents], -1).astype(np.float32)
+        obs, state, *_ = envs.step(actions)
+    envs.close()
+    return obs, state, envs.agents
+
+
+def split_and_reassemble(layout, x: np.ndarray) -> np.ndarray:
+    out = np.full_like(x, np.nan)
+    for g in layout:
+        out[..., g.index] = x[..., g.index]
+    return out
+
+
+ENV_CASES = [("mpe_spread", 3), ("mpe_spread", 6), ("mpe_speaker_listener", None), ("mpe_reference", None),
+             *[(env_id, None) for env_id in GRF_ENVS]]
+
+
+@pytest.mark.parametrize("env_id, n", ENV_CASES)
+def test_every_value_lands_in_exactly_one_token(env_id, n):
+    """Split the real observations and state into tokens and put them back: nothing lost, nothing
+    counted twice."""
+    obs, state, agents = real_vectors(env_id, n)
+    layouts = obs_layouts(env_id, n)
+    assert len(layouts) == len(agents)
+    splits = np.cumsum([a.obs_dim for a in agents])[:-1]
+    for layout, o, agent in zip(layouts, np.split(obs, splits, -1), agents):
+        positions = np.concatenate([g.index.ravel() for g in layout])
+        assert np.array_equal(np.sort(positions), np.arange(agent.obs_dim))
+        assert np.array_equal(split_and_reassemble(layout, o), o)
+    layout = state_layout(env_id, n)
+    positions = np.concatenate([g.index.ravel() for g in layout])
+    assert np.array_equal(np.sort(positions), np.arange(state.shape[-1]))
+    assert np.array_equal(split_and_reassemble(layout, state), state)
+    if env_id in GRF_ENVS:
+        assert num_tokens(layouts[0]) == num_tokens(layout) == 24
+
+
+def tokens_of(layout, kind, x):
+    (g,) = [g for g in layout if g.kind == kind]
+    return x[..., g.index]
+
+
+def test_tokens_hold_the_entities_values():
+    """Hand-picked entries of real vectors: spread's landmark and other-agent tokens, and on
+    football the ball, a player and the active-player flags."""
+    obs, _, _ = real_vectors("mpe_spread", 3)
+    spread = obs_layouts("mpe_spread")[0]
+    o = obs[0, :18]
+    assert np.array_equal(tokens_of(spread, "self", o)[0], o[0:4])
+    assert np.array_equal(tokens_of(spread, "landmark", o)[2], o[8:10])  # third landmark's rel. position
+    assert np.array_equal(tokens_of(spread, "other_agent", o)[1], np.r_[o[12:14], o[16:18]])  # position, comm
+
+    pytest.importorskip("gfootball", reason="Google Research Football is installed by `bash setup.sh`")
+    obs, state, agents = real_vectors("grf_3v1")
+    o, s = obs[0, :115], state[0]
+    football = obs_layouts("grf_3v1")[0]
+    assert np.array_equal(tokens_of(football, "ball", o)[0], o[88:97])
+    assert np.array_equal(tokens_of(football, "left_player", o)[2], np.r_[o[4:6], o[26:28], o[99]])
+    active = np.flatnonzero(o[97:108])[0]
+    assert tokens_of(football, "left_player", o)[active, 4] == 1.0  # this agent's active player
+    state_tokens = tokens_of(state_layout("grf_3v1"), "left_player", s)
+    assert state_tokens.shape == (11, 4 + 3) and state_tokens[active, 4] == 1.0  # agent 0 controls it
+    assert np.array_equal(tokens_of(state_layout("grf_3v1"), "game_mode", s)[0], s[97:104])
+
+
+def test_each_kind_has_its_own_embedding():
+    """Two tokens with the same values but different kinds embed differently; tokens of one kind
+    share the map."""
+    layout = obs_layouts("mpe_spread")[0]  # self (4 values), landmarks (2), other agents (4)
+    embed = TokenEmbedding(layout, 8)
+    x = torch.zeros(1, 18)
+    x[0, 4:6] = x[0, 6:8] = torch.tensor([0.3, -0.7])  # landmarks 0 and 1
+    x[0, 0:2] = torch.tensor([0.3, -0.7])  # self, first two values
+    out = embed(x)[0]  # tokens: self, landmark x3, other x2
+    torch.testing.assert_close(out[1], out[2])
+    assert (out[0] - out[1]).abs().max() > 1e-3
