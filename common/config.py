@@ -74,6 +74,8 @@ PRESETS: dict[str, dict[str, dict]] = {
         **{env_id: {**GRF_ON_POLICY, **GRF_SCENARIO[env_id]} for env_id in GRF_ENVS},
     },
 }
+# The HAPPO-RGA paper trains with HAPPO's settings; its attention has its own flags (--rga-*).
+PRESETS["happo_rga"] = PRESETS["happo"]
 
 
 def fail(message: str) -> None:

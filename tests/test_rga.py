@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from common.batched_spread import BatchedSpread
-from common.envs import GRF_ENVS, SerialVecEnv
+from common.envs import GRF_ENVS, AgentSpec, MPEEnv, SerialVecEnv
 from common.rga import RGABlock, RGAExtractor, TokenEmbedding
 from common.tokens import num_tokens, obs_layouts, state_layout
 
@@ -136,3 +136,25 @@ def test_each_kind_has_its_own_embedding():
     out = embed(x)[0]  # tokens: self, landmark x3, other x2
     torch.testing.assert_close(out[1], out[2])
     assert (out[0] - out[1]).abs().max() > 1e-3
+
+
+@pytest.mark.parametrize("env_id", ["mpe_spread", "mpe_speaker_listener_continuous", "grf_ca_hard"])
+def test_rollout_and_update_give_the_same_log_probs(env_id):
+    """No BatchNorm: an actor's log-prob of a sample does not depend on the batch around it, so
+    the rollout (batch = num_envs) and the update (a shuffled minibatch) agree."""
+    import happo_rga
+    from common.config import parse_args
+
+    args = parse_args(happo_rga.Args, "happo_rga", ["--env", env_id])
+    # football's agents as FootballEnv declares them, without starting an engine
+    agents = [AgentSpec(115, True, 19)] * GRF_ENVS[env_id][1] if env_id in GRF_ENVS else MPEEnv(env_id).agents
+    torch.manual_seed(0)
+    for spec, layout in zip(agents, obs_layouts(env_id)):
+        actor = happo_rga.Actor(spec, args.hidden_sizes, layout, args)
+        obs = torch.randn(64, spec.obs_dim)
+        with torch.no_grad():
+            rollout = [actor.act(o) for o in obs.split(20)]  # batches of num_envs
+            actions, logp = (torch.cat(x) for x in zip(*rollout))
+            perm = torch.randperm(64)
+            update_logp, _ = actor.evaluate(obs[perm], actions[perm])
+        torch.testing.assert_close(update_logp, logp[perm])

@@ -14,7 +14,7 @@ from common.config import MPE_BACKEND, parse_args
 from common.envs import GRF_ENVS, check_memory
 from conftest import GRF_TINY, REPO, TINY, read_scalars, run_dir, run_script
 
-SCRIPTS = ["happo.py"]
+SCRIPTS = ["happo.py", "happo_rga.py"]
 
 
 # every env id with its default backend, and mpe2 itself for the ids that default to batched
@@ -68,7 +68,7 @@ def gone(workers: list[psutil.Process], timeout: float = 10) -> bool:
     return not alive
 
 
-@pytest.mark.parametrize("script", SCRIPTS)
+@pytest.mark.parametrize("script", ["happo.py"])  # the env layer: one script suffices
 def test_football_runs_in_exactly_num_workers_processes_and_leaves_none(script, tmp_path):
     pytest.importorskip("gfootball", reason="Google Research Football is installed by `bash setup.sh`")
     proc, seen = start_football(script, tmp_path), {}
@@ -81,7 +81,7 @@ def test_football_runs_in_exactly_num_workers_processes_and_leaves_none(script, 
     assert len(seen) == 2 and gone(list(seen.values()), timeout=0)
 
 
-@pytest.mark.parametrize("script", SCRIPTS)
+@pytest.mark.parametrize("script", ["happo.py"])  # the env layer: one script suffices
 @pytest.mark.parametrize("signum, to_group", [(signal.SIGINT, True), (signal.SIGTERM, False)])
 def test_signal_during_start_up_ends_with_one_line_and_no_worker(script, signum, to_group, tmp_path):
     """Ctrl-C (SIGINT to the whole process group, workers included) or a scheduler's SIGTERM to
