@@ -80,13 +80,23 @@ class RGABranch(nn.Module):
         self.embed_self, self.embed_relation = linear(features, f), linear(2 * nodes, r)
         self.mask_hidden, self.mask_out = linear(f + r, reduced(f + r, ratio)), linear(reduced(f + r, ratio), 1)
 
+    def embedded_relations(self, x):
+        """W_r r_i + b_r for every node i (eq. 2 and the linear part of eq. 4)."""
+        t, p = F.relu(self.theta(x)), F.relu(self.phi(x))  # (B, nodes, f)
+        if self.sort_relations:  # a node's relations as a multiset: independent of node order
+            affinity = t @ p.transpose(-1, -2)  # R(i, j) = t_i . p_j
+            relation = torch.cat([affinity.sort(-1).values, affinity.transpose(-1, -2).sort(-1).values], -1)
+            return self.embed_relation(relation)
+        # Without sorting the embedding is linear in R = T P^T, so R need not be formed:
+        # W_a R(i,:) = (W_a P) t_i and W_b R(:,i) = (W_b T) p_i, the same numbers in
+        # O(nodes f) per node instead of O(nodes^2) (for the channel branch, nodes = C channels)
+        w_row, w_col = self.embed_relation.weight.split(x.shape[-2], dim=1)  # (r, nodes) each
+        return (t @ (w_row @ p).transpose(-1, -2) + p @ (w_col @ t).transpose(-1, -2)
+                + self.embed_relation.bias)
+
     def forward(self, x):
         """x (B, nodes, features) -> gated x and the mask (B, nodes, 1)."""
-        affinity = F.relu(self.theta(x)) @ F.relu(self.phi(x)).transpose(-1, -2)
-        relation = torch.cat([affinity, affinity.transpose(-1, -2)], -1)
-        if self.sort_relations:  # a node's relations as a multiset: independent of node order
-            relation = torch.cat([t.sort(-1).values for t in relation.chunk(2, -1)], -1)
-        y = torch.cat([F.relu(self.embed_self(x)), F.relu(self.embed_relation(relation))], -1)
+        y = torch.cat([F.relu(self.embed_self(x)), F.relu(self.embedded_relations(x))], -1)
         mask = torch.sigmoid(self.mask_out(F.relu(self.mask_hidden(y))))
         return x * mask, mask
 
@@ -105,8 +115,8 @@ class RGABlock(nn.Module):
         """x (B, N, C) -> the gated feature map, same shape."""
         if self.spatial is not None:
             x, _ = self.spatial(x)
-        if self.channel is not None:
-            x = self.channel(x.transpose(-1, -2))[0].transpose(-1, -2)
+        if self.channel is not None:  # channels as nodes; contiguous, as strided products are slow
+            x = self.channel(x.transpose(-1, -2).contiguous())[0].transpose(-1, -2)
         return x
 
     def forward(self, x):

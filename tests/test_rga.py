@@ -37,6 +37,18 @@ def test_permuting_nodes_permutes_the_spatial_branch():
     assert (with_channel(x[:, perm]) - with_channel(x)).abs().max() > 1e-6
 
 
+def test_channel_relations_equal_the_explicit_formula():
+    """The channel branch embeds its relation vectors without forming the C x C matrix R: the
+    same numbers as W_r [R(c,:), R(:,c)] + b_r with R = relu(theta X) relu(phi X)^T formed."""
+    torch.manual_seed(0)
+    branch = RGABlock(6, 32).channel
+    x = torch.randn(5, 32, 6)  # channels as nodes
+    t, p = torch.relu(branch.theta(x)), torch.relu(branch.phi(x))
+    affinity = t @ p.transpose(1, 2)
+    explicit = branch.embed_relation(torch.cat([affinity, affinity.transpose(1, 2)], -1))
+    torch.testing.assert_close(branch.embedded_relations(x), explicit)
+
+
 def test_both_branches_off_is_the_identity():
     x = torch.randn(3, 6, 8)
     block = RGABlock(6, 8, spatial=False, channel=False)
