@@ -14,9 +14,9 @@ sys.path.insert(0, str(REPO))
 # evaluation, logging (2 iterations of 2 envs x 25 steps).
 TINY = ["--num-envs", "2", "--num-steps", "25", "--total-timesteps", "100", "--num-workers", "1",
         "--eval-interval", "1", "--eval-episodes", "2", "--num-eval-envs", "2", "--log-interval", "1"]
-# Football: one iteration of 2 envs x 200 steps (one update; episodes end well within it), then
-# one evaluation of 2 episodes.
-GRF_TINY = [*TINY[:2], "--num-steps", "200", "--total-timesteps", "400", *TINY[8:]]
+# Football: one iteration of 2 envs x 401 steps (one update; every env ends an episode within
+# it: the time limit ends one at step 401 at the latest), then one evaluation of 2 episodes.
+GRF_TINY = [*TINY[:2], "--num-steps", "401", "--total-timesteps", "802", *TINY[8:]]
 
 
 def run_script(script: str, *args: str, cwd, timeout: float = 300, **popen) -> subprocess.CompletedProcess:

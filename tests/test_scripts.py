@@ -39,7 +39,7 @@ def test_smoke_football(script, env_id, tmp_path):
     pytest.importorskip("gfootball", reason="Google Research Football is installed by `bash setup.sh`")
     result = run_script(script, "--env", env_id, *GRF_TINY, cwd=tmp_path)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
-    assert "iter 1/1 step 400" in result.stdout and "score_rate" in result.stdout
+    assert "iter 1/1 step 802" in result.stdout and "score_rate" in result.stdout
     scalars = read_scalars(run_dir(tmp_path))
     for tag in ["charts/episodic_return", "charts/score_rate", "charts/SPS", "losses/value_loss",
                 "losses/policy_loss", "eval/episodic_return", "eval/score_rate"]:
@@ -58,7 +58,7 @@ def workers_of(proc: subprocess.Popen) -> list[psutil.Process]:
 def start_football(script, tmp_path, *args):
     """6 training + 6 evaluation envs in 2 workers; its own process group, as a terminal's job."""
     cmd = [sys.executable, "-u", str(REPO / script), "--env", "grf_3v1", *GRF_TINY, "--num-envs", "6",
-           "--num-workers", "2", "--num-eval-envs", "6", "--total-timesteps", "1200", *args]
+           "--num-workers", "2", "--num-eval-envs", "6", "--num-steps", "200", "--total-timesteps", "1200", *args]
     return subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
 
