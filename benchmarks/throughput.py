@@ -13,6 +13,8 @@ workers stepped with random actions.
 """
 
 import argparse
+import contextlib
+import io
 import os
 import platform
 import re
@@ -31,7 +33,8 @@ from common.envs import make_vec_env  # noqa: E402
 
 def raw_env_speed(env_id: str, backend: str, num_envs: int, num_workers: int = 0, seconds: float = 3.0) -> float:
     """Random discrete actions, auto-reset included."""
-    envs = make_vec_env(env_id, num_envs, num_workers, backend)
+    with contextlib.redirect_stdout(io.StringIO()):  # the env layer's start-up lines, not the table's
+        envs = make_vec_env(env_id, num_envs, num_workers, backend)
     envs.reset(seed=0)
     rng = np.random.default_rng(0)
     actions = np.stack([rng.integers(0, a.action_dim, (64, num_envs)) for a in envs.agents], -1).astype(np.float32)
