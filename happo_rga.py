@@ -72,7 +72,7 @@ class Args:
     """minibatches per pass, for each actor and for the critic"""
     hidden_sizes: tuple[int, ...] = (128, 128)
     """hidden layer widths of the actors' heads (eq. 9); the critic's head uses the first (eq. 10)"""
-    rga_channels: int = 64
+    rga_channels: int = 16
     """channels C of the entity tokens' feature map"""
     rga_ratio: int = 8
     """reduction ratio of the RGA embeddings (every width max(1, width // ratio))"""

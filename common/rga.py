@@ -2,14 +2,23 @@
 000, section 4.2, equations 2-8): a feature map of entity tokens, gated first per token
 (spatial branch, RGA-S) and then per channel (channel branch, RGA-C), pooled to one vector h.
 
-Shapes: a feature map is (batch, N nodes, C channels). Differences from the original module,
-all for a handful of nodes inside a PPO policy (README, "HAPPO-RGA"):
+A feature map is token-major, (N tokens, B samples, C channels), so that each branch's embedding
+is one matrix product over all its nodes: the spatial branch maps the C values of all N x B
+token nodes, the channel branch the N values of all B x C channel nodes. Differences from the
+original module, all for a handful of entities inside a PPO policy (README, "HAPPO-RGA"):
 - no BatchNorm: rollout (batch = num_envs) and update (batch = minibatch) must give the same
   output for the same input, so that an update's first ratio is exactly 1;
-- every reduced width is max(1, width // ratio), so no layer has zero width for N = 1 or 2;
-- the spatial relation vector is sorted: nodes are a set of entities, and sorting makes the
-  spatial branch permutation-equivariant (the channel branch keeps channel order, as the
-  original does).
+- every reduced width is max(2, width // ratio), and the mask's hidden layer (eq. 6) keeps the
+  width of its input: the inputs of these layers are ReLU outputs (>= 0), and without the
+  BatchNorm that re-centres the original's pre-activations, a single ReLU unit with negative
+  weights is dead for every input. With widths of 1, one mask in seven was constant from
+  initialisation on; with these, none in 300 (spread actors, C = 16);
+- tokens are a set of entities, so the spatial branch's relation embedding (eq. 4) is
+  permutation-equivariant: W_r's weights on the relation vector [R(i,:), R(:,i)] tell only the
+  node itself from the others. That leaves R(i,i) and the sums of the other nodes' affinities,
+  which come from sums of the embedded nodes: O(N) per node, the N x N matrix is never formed.
+  Channels keep their identities, so the channel branch's W_r is a full matrix, as the
+  original's (and is applied without forming the C x C matrix either).
 """
 
 from __future__ import annotations
@@ -22,7 +31,7 @@ from common.tokens import TokenGroup
 
 
 def reduced(width: int, ratio: int) -> int:
-    return max(1, width // ratio)
+    return max(2, width // ratio)
 
 
 def linear(n_in: int, n_out: int) -> nn.Linear:
@@ -32,9 +41,102 @@ def linear(n_in: int, n_out: int) -> nn.Linear:
     return layer
 
 
+def mask(u, v, hidden: nn.Linear, out: nn.Linear):
+    """M = sigmoid(W_2 ReLU(W_1 [u, v] + b_1) + b_2) (eq. 5-6) from the node's own embedding u
+    (eq. 3) and its embedded relations v (eq. 4): one value in (0, 1) per node. (Layers are
+    applied through F.linear: the rollout calls this every step, at batches where a module call
+    costs as much as its arithmetic.)"""
+    y = F.relu(F.linear(torch.cat([u, v], -1), hidden.weight, hidden.bias))
+    return torch.sigmoid(F.linear(y, out.weight, out.bias))
+
+
+class SpatialRGA(nn.Module):
+    """RGA-S over the N tokens of x (N, B, C) -> mask (N, B, 1) (eq. 2-7):
+
+        t_i = ReLU(theta x_i), p_i = ReLU(phi x_i)     R(i, j) = t_i . p_j  (no softmax)
+        u_i = ReLU(W_x x_i + b_x)                                         (eq. 3)
+        v_i = ReLU(W_r [R(i,:), R(:,i)] + b_r), W_r tied as above, i.e.
+            = ReLU(W_r' [R(i,i), mean_{j!=i} R(i,j), mean_{j!=i} R(j,i)] + b_r)   (eq. 2, 4)
+    """
+
+    def __init__(self, nodes: int, channels: int, ratio: int):
+        super().__init__()
+        self.f, relation_width = reduced(channels, ratio), reduced(nodes, ratio)
+        self.embed = linear(channels, 3 * self.f)  # theta, phi and W_x in one product
+        self.embed_relation = linear(3, relation_width)
+        self.mask_hidden = linear(self.f + relation_width, self.f + relation_width)
+        self.mask_out = linear(self.f + relation_width, 1)
+
+    def relations(self, z):
+        """[R(i,i), mean_{j!=i} R(i,j), mean_{j!=i} R(j,i)] for every node, from z = [t, p, u]
+        (N, B, 3f): sum_{j!=i} t_i . p_j = t_i . (sum_j p_j - p_i). Returns (N, B, 3)."""
+        f, others = self.f, max(z.shape[0] - 1, 1)  # a single node has no others: its means are 0
+        mean_others = (z.sum(0) - z) / others
+        left = torch.cat([z[..., :f], z[..., :f], z[..., f:2 * f]], -1)  # t, t, p
+        right = torch.cat([z[..., f:2 * f], mean_others[..., f:2 * f], mean_others[..., :f]], -1)  # p, p', t'
+        return (left * right).view(*z.shape[:-1], 3, f).sum(-1)
+
+    def forward(self, x):
+        z = F.relu(F.linear(x, self.embed.weight, self.embed.bias))
+        v = F.relu(F.linear(self.relations(z), self.embed_relation.weight, self.embed_relation.bias))
+        return mask(z[..., 2 * self.f:], v, self.mask_hidden, self.mask_out)
+
+
+class ChannelRGA(nn.Module):
+    """RGA-C over the C channels of x (N, B, C) -> mask (B, C) (eq. 8): the same as RGA-S with
+    channels as nodes and each channel's N token values as its feature, W_r a full matrix on
+    the relation vector [R(c,:), R(:,c)] of the C x C affinities."""
+
+    def __init__(self, nodes: int, channels: int, ratio: int):
+        super().__init__()
+        self.g, relation_width = reduced(nodes, ratio), reduced(channels, ratio)
+        self.embed = linear(nodes, 3 * self.g)  # theta, phi, W_x over a channel's N values
+        self.embed_relation = linear(2 * channels, relation_width)
+        self.mask_hidden = linear(self.g + relation_width, self.g + relation_width)
+        self.mask_out = linear(self.g + relation_width, 1)
+
+    def embedded_relations(self, t, p):
+        """W_r [R(c,:), R(:,c)] + b_r for every channel c, t and p (g, B, C): with W_r = [W_a, W_b],
+        W_a R(c,:) = sum_k t_kc (W_a p_k) and W_b R(:,c) = sum_k p_kc (W_b t_k), the same numbers
+        as forming R = t^T p (C x C per sample) in O(C g) per channel instead of O(C^2)."""
+        w_row, w_col = self.embed_relation.weight.split(t.shape[-1], dim=1)
+        a, b = p @ w_row.T, t @ w_col.T  # (g, B, r)
+        out = self.embed_relation.bias
+        for k in range(self.g):  # g = max(2, N // ratio) terms: a few broadcasts beat tiny bmm's
+            out = out + t[k].unsqueeze(-1) * a[k].unsqueeze(-2) + p[k].unsqueeze(-1) * b[k].unsqueeze(-2)
+        return out  # (B, C, r)
+
+    def forward(self, x):
+        nodes, batch, channels = x.shape
+        z = torch.addmm(self.embed.bias.unsqueeze(1), self.embed.weight, x.reshape(nodes, -1))
+        t, p, u = F.relu(z).view(3 * self.g, batch, channels).split(self.g, 0)
+        v = F.relu(self.embedded_relations(t, p))
+        return mask(u.permute(1, 2, 0), v, self.mask_hidden, self.mask_out).squeeze(-1)
+
+
+class RGABlock(nn.Module):
+    """RGA-S over the N tokens, then RGA-C over the C channels of the gated map (eq. 8), then
+    global average pooling over the tokens: x (N, B, C) -> h (B, C). Either branch can be
+    switched off (ablations); with both off the block only pools."""
+
+    def __init__(self, nodes: int, channels: int, ratio: int = 8, spatial: bool = True, channel: bool = True):
+        super().__init__()
+        self.spatial = SpatialRGA(nodes, channels, ratio) if spatial else None
+        self.channel = ChannelRGA(nodes, channels, ratio) if channel else None
+
+    def forward(self, x, pooled: bool = True):
+        """h (B, C); with pooled=False the gated map x'' (N, B, C) itself (for tests). Pooling
+        first is exact, as the channel mask is the same for every token: mean_i(M_c x'_i) =
+        M_c mean_i(x'_i), and saves a pass over the map."""
+        if self.spatial is not None:
+            x = x * self.spatial(x)  # eq. 7
+        channel_mask = self.channel(x) if self.channel is not None else 1.0
+        return channel_mask * x.mean(0) if pooled else channel_mask * x
+
+
 class TokenEmbedding(nn.Module):
-    """Splits flat vectors into the layout's tokens and maps each to C channels with the linear
-    embedding of its kind: (..., size) -> (..., N, C). One gather and one product for all
+    """Splits flat vectors (B, size) into the layout's tokens and maps each to C channels with
+    the linear embedding of its kind: -> (N, B, C). One gather and one batched product for all
     kinds: tokens are zero-padded to the widest kind, and each token uses its kind's weights."""
 
     def __init__(self, layout: tuple[TokenGroup, ...], channels: int):
@@ -48,84 +150,23 @@ class TokenEmbedding(nn.Module):
             padded[:, : g.shape[1]] = torch.as_tensor(g.index)
             index.append(padded)
             kind += [kinds.index(g.kind)] * g.shape[0]
-        self.register_buffer("index", torch.cat(index))  # (N, width)
+        self.register_buffer("index", torch.cat(index).T.contiguous())  # (width, N)
         self.register_buffer("kind", torch.tensor(kind))  # (N,)
         self.weight = nn.Parameter(torch.zeros(len(kinds), width, channels))
-        self.bias = nn.Parameter(torch.zeros(len(kinds), channels))
+        self.bias = nn.Parameter(torch.zeros(len(kinds), 1, channels))
         for k, name in enumerate(kinds):  # orthogonal on each kind's real features
             features = next(g.shape[1] for g in layout if g.kind == name)
             nn.init.orthogonal_(self.weight.data[k, :features], nn.init.calculate_gain("relu"))
 
     def forward(self, x):
-        tokens = F.pad(x, (0, 1))[..., self.index]  # (..., N, width)
-        return torch.einsum("...nf,nfc->...nc", tokens, self.weight[self.kind]) + self.bias[self.kind]
-
-
-class RGABranch(nn.Module):
-    """One branch over `nodes` nodes of `features` values each (eq. 2-7; eq. 8 for channels):
-
-        R = theta(X) phi(X)^T                    pairwise affinities, nodes x nodes
-        r_i = [R(i,:), R(:,i)]                   relation vector of node i (eq. 2), 2 x nodes
-        u_i = ReLU(W_x x_i + b_x)                node's own feature embedded (eq. 3)
-        v_i = ReLU(W_r r_i + b_r)                relation vector embedded (eq. 4)
-        M_i = sigmoid(W_2 ReLU(W_1 [u_i, v_i] + b_1) + b_2)     one mask value (eq. 5-6)
-        x'_i = M_i x_i                           (eq. 7)
-    """
-
-    def __init__(self, nodes: int, features: int, ratio: int, sort_relations: bool):
-        super().__init__()
-        f, r = reduced(features, ratio), reduced(2 * nodes, ratio)
-        self.sort_relations = sort_relations
-        self.theta, self.phi = linear(features, f), linear(features, f)
-        self.embed_self, self.embed_relation = linear(features, f), linear(2 * nodes, r)
-        self.mask_hidden, self.mask_out = linear(f + r, reduced(f + r, ratio)), linear(reduced(f + r, ratio), 1)
-
-    def embedded_relations(self, x):
-        """W_r r_i + b_r for every node i (eq. 2 and the linear part of eq. 4)."""
-        t, p = F.relu(self.theta(x)), F.relu(self.phi(x))  # (B, nodes, f)
-        if self.sort_relations:  # a node's relations as a multiset: independent of node order
-            affinity = t @ p.transpose(-1, -2)  # R(i, j) = t_i . p_j
-            relation = torch.cat([affinity.sort(-1).values, affinity.transpose(-1, -2).sort(-1).values], -1)
-            return self.embed_relation(relation)
-        # Without sorting the embedding is linear in R = T P^T, so R need not be formed:
-        # W_a R(i,:) = (W_a P) t_i and W_b R(:,i) = (W_b T) p_i, the same numbers in
-        # O(nodes f) per node instead of O(nodes^2) (for the channel branch, nodes = C channels)
-        w_row, w_col = self.embed_relation.weight.split(x.shape[-2], dim=1)  # (r, nodes) each
-        return (t @ (w_row @ p).transpose(-1, -2) + p @ (w_col @ t).transpose(-1, -2)
-                + self.embed_relation.bias)
-
-    def forward(self, x):
-        """x (B, nodes, features) -> gated x and the mask (B, nodes, 1)."""
-        y = torch.cat([F.relu(self.embed_self(x)), F.relu(self.embedded_relations(x))], -1)
-        mask = torch.sigmoid(self.mask_out(F.relu(self.mask_hidden(y))))
-        return x * mask, mask
-
-
-class RGABlock(nn.Module):
-    """RGA-S over the N tokens, then RGA-C over the C channels (eq. 8: each channel's N values
-    are its feature), then global average pooling over the tokens: (B, N, C) -> h (B, C).
-    Either branch can be switched off (ablations); with both off the block only pools."""
-
-    def __init__(self, nodes: int, channels: int, ratio: int = 8, spatial: bool = True, channel: bool = True):
-        super().__init__()
-        self.spatial = RGABranch(nodes, channels, ratio, sort_relations=True) if spatial else None
-        self.channel = RGABranch(channels, nodes, ratio, sort_relations=False) if channel else None
-
-    def gate(self, x):
-        """x (B, N, C) -> the gated feature map, same shape."""
-        if self.spatial is not None:
-            x, _ = self.spatial(x)
-        if self.channel is not None:  # channels as nodes; contiguous, as strided products are slow
-            x = self.channel(x.transpose(-1, -2).contiguous())[0].transpose(-1, -2)
-        return x
-
-    def forward(self, x):
-        return self.gate(x).mean(-2)
+        tokens = F.pad(x, (0, 1)).t()[self.index].permute(1, 2, 0)  # (N, B, width)
+        return torch.baddbmm(self.bias[self.kind], tokens, self.weight[self.kind])
 
 
 class RGAExtractor(nn.Module):
-    """Flat observation (or state) -> h: LayerNorm on the input (HARL's feature normalisation,
-    as HAPPO's MLP), entity tokens embedded to C channels with a ReLU, one RGA block."""
+    """Flat observation (or state) -> h (C values): LayerNorm on the input (HARL's feature
+    normalisation, as HAPPO's MLP), entity tokens embedded to C channels with a ReLU, one RGA
+    block."""
 
     def __init__(self, layout: tuple[TokenGroup, ...], channels: int, ratio: int = 8,
                  spatial: bool = True, channel: bool = True):
@@ -136,4 +177,6 @@ class RGAExtractor(nn.Module):
         self.out_dim = channels
 
     def forward(self, x):
-        return self.rga(F.relu(self.embed(self.norm(x))))
+        """(..., size) -> (..., C): any leading dimensions (the critic values whole rollouts)."""
+        h = self.rga(F.relu(self.embed(self.norm(x.reshape(-1, x.shape[-1])))))
+        return h.view(*x.shape[:-1], -1)

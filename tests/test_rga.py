@@ -14,11 +14,10 @@ from common.tokens import num_tokens, obs_layouts, state_layout
 def test_shapes_and_masks_strictly_inside_0_1(nodes):
     torch.manual_seed(0)
     block = RGABlock(nodes, 16)
-    x = torch.randn(5, nodes, 16)
-    assert block(x).shape == (5, 16) and block.gate(x).shape == (5, nodes, 16)
-    _, spatial_mask = block.spatial(x)
-    _, channel_mask = block.channel(x.transpose(1, 2))
-    assert spatial_mask.shape == (5, nodes, 1) and channel_mask.shape == (5, 16, 1)
+    x = torch.randn(nodes, 5, 16)  # token-major: (N, B, C)
+    assert block(x).shape == (5, 16) and block(x, pooled=False).shape == (nodes, 5, 16)
+    spatial_mask, channel_mask = block.spatial(x), block.channel(x)
+    assert spatial_mask.shape == (nodes, 5, 1) and channel_mask.shape == (5, 16)
     for mask in (spatial_mask, channel_mask):
         assert ((mask > 0) & (mask < 1)).all()
 
@@ -28,31 +27,42 @@ def test_permuting_nodes_permutes_the_spatial_branch():
     channel branch off the pooled h does not depend on the token order."""
     torch.manual_seed(0)
     block = RGABlock(6, 16, channel=False)
-    x, perm = torch.randn(4, 6, 16), torch.tensor([3, 0, 5, 1, 4, 2])
-    torch.testing.assert_close(block.gate(x[:, perm]), block.gate(x)[:, perm])
-    torch.testing.assert_close(block(x[:, perm]), block(x))
+    x, perm = torch.randn(6, 4, 16), torch.tensor([3, 0, 5, 1, 4, 2])
+    torch.testing.assert_close(block(x[perm], pooled=False), block(x, pooled=False)[perm])
+    torch.testing.assert_close(block(x[perm]), block(x))
     # not vacuous: the gate changes the features, and the channel branch sees the order
-    assert (block.gate(x) - x).abs().max() > 1e-3
+    assert (block(x, pooled=False) - x).abs().max() > 1e-3
     with_channel = RGABlock(6, 16)
-    assert (with_channel(x[:, perm]) - with_channel(x)).abs().max() > 1e-6
+    assert (with_channel(x[perm]) - with_channel(x)).abs().max() > 1e-6
+
+
+def test_spatial_relations_equal_the_explicit_formula():
+    """[R(i,i), mean_{j!=i} R(i,j), mean_{j!=i} R(j,i)] of the formed N x N matrix R(i,j) = t_i . p_j."""
+    torch.manual_seed(0)
+    branch = RGABlock(6, 32).spatial
+    z = torch.relu(branch.embed(torch.randn(6, 5, 32)))  # [t, p, u] per node
+    t, p = z[..., : branch.f], z[..., branch.f: 2 * branch.f]
+    affinity = torch.einsum("ibf,jbf->bij", t, p)
+    diagonal = affinity.diagonal(0, 1, 2)
+    explicit = torch.stack([diagonal, (affinity.sum(2) - diagonal) / 5, (affinity.sum(1) - diagonal) / 5], -1)
+    torch.testing.assert_close(branch.relations(z), explicit.transpose(0, 1))
 
 
 def test_channel_relations_equal_the_explicit_formula():
     """The channel branch embeds its relation vectors without forming the C x C matrix R: the
-    same numbers as W_r [R(c,:), R(:,c)] + b_r with R = relu(theta X) relu(phi X)^T formed."""
+    same numbers as W_r [R(c,:), R(:,c)] + b_r with R = t^T p formed."""
     torch.manual_seed(0)
-    branch = RGABlock(6, 32).channel
-    x = torch.randn(5, 32, 6)  # channels as nodes
-    t, p = torch.relu(branch.theta(x)), torch.relu(branch.phi(x))
-    affinity = t @ p.transpose(1, 2)
+    branch = RGABlock(24, 32).channel  # g = 3 features per channel
+    t, p = torch.rand(2, branch.g, 5, 32).unbind(0)
+    affinity = torch.einsum("kbc,kbd->bcd", t, p)  # (B, C, C)
     explicit = branch.embed_relation(torch.cat([affinity, affinity.transpose(1, 2)], -1))
-    torch.testing.assert_close(branch.embedded_relations(x), explicit)
+    torch.testing.assert_close(branch.embedded_relations(t, p), explicit)
 
 
 def test_both_branches_off_is_the_identity():
-    x = torch.randn(3, 6, 8)
+    x = torch.randn(6, 3, 8)
     block = RGABlock(6, 8, spatial=False, channel=False)
-    assert torch.equal(block.gate(x), x) and torch.equal(block(x), x.mean(1))
+    assert torch.equal(block(x, pooled=False), x) and torch.equal(block(x), x.mean(0))
 
 
 def test_gradients_reach_every_parameter():
@@ -145,7 +155,7 @@ def test_each_kind_has_its_own_embedding():
     x = torch.zeros(1, 18)
     x[0, 4:6] = x[0, 6:8] = torch.tensor([0.3, -0.7])  # landmarks 0 and 1
     x[0, 0:2] = torch.tensor([0.3, -0.7])  # self, first two values
-    out = embed(x)[0]  # tokens: self, landmark x3, other x2
+    out = embed(x)[:, 0]  # tokens: self, landmark x3, other x2
     torch.testing.assert_close(out[1], out[2])
     assert (out[0] - out[1]).abs().max() > 1e-3
 
