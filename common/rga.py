@@ -41,13 +41,18 @@ def linear(n_in: int, n_out: int) -> nn.Linear:
     return layer
 
 
+def dense(x, layer: nn.Linear):
+    """layer(x) for a 2-d x as one addmm. The rollout calls the attention every step, at batches
+    (num_envs) where each call's overhead costs as much as its arithmetic, so the branches are
+    written in as few calls as they can be (every layer on 2-d views, no module calls)."""
+    return torch.addmm(layer.bias, x, layer.weight.t())
+
+
 def mask(u, v, hidden: nn.Linear, out: nn.Linear):
-    """M = sigmoid(W_2 ReLU(W_1 [u, v] + b_1) + b_2) (eq. 5-6) from the node's own embedding u
-    (eq. 3) and its embedded relations v (eq. 4): one value in (0, 1) per node. (Layers are
-    applied through F.linear: the rollout calls this every step, at batches where a module call
-    costs as much as its arithmetic.)"""
-    y = F.relu(F.linear(torch.cat([u, v], -1), hidden.weight, hidden.bias))
-    return torch.sigmoid(F.linear(y, out.weight, out.bias))
+    """M = sigmoid(W_2 ReLU(W_1 [u, v] + b_1) + b_2) (eq. 5-6) from the nodes' own embeddings u
+    (eq. 3) and their embedded relations v (eq. 4), both (nodes, width): one value in (0, 1)
+    per node."""
+    return torch.sigmoid(dense(dense(torch.cat([u, v], -1), hidden).relu_(), out))
 
 
 class SpatialRGA(nn.Module):
@@ -66,20 +71,25 @@ class SpatialRGA(nn.Module):
         self.embed_relation = linear(3, relation_width)
         self.mask_hidden = linear(self.f + relation_width, self.f + relation_width)
         self.mask_out = linear(self.f + relation_width, 1)
+        # relations() multiplies [t, t, p] by [p, p', t'] out of [t, p, u, t', p', u']
+        f = torch.arange(self.f)
+        self.register_buffer("left", torch.cat([f, f, f + self.f]))
+        self.register_buffer("right", torch.cat([f + self.f, f + 4 * self.f, f + 3 * self.f]))
 
     def relations(self, z):
         """[R(i,i), mean_{j!=i} R(i,j), mean_{j!=i} R(j,i)] for every node, from z = [t, p, u]
-        (N, B, 3f): sum_{j!=i} t_i . p_j = t_i . (sum_j p_j - p_i). Returns (N, B, 3)."""
-        f, others = self.f, max(z.shape[0] - 1, 1)  # a single node has no others: its means are 0
-        mean_others = (z.sum(0) - z) / others
-        left = torch.cat([z[..., :f], z[..., :f], z[..., f:2 * f]], -1)  # t, t, p
-        right = torch.cat([z[..., f:2 * f], mean_others[..., f:2 * f], mean_others[..., :f]], -1)  # p, p', t'
-        return (left * right).view(*z.shape[:-1], 3, f).sum(-1)
+        (N, B, 3f), with primes the means over the other nodes: sum_{j!=i} t_i . p_j =
+        t_i . (sum_j p_j - p_i). Returns (N, B, 3)."""
+        others = max(z.shape[0] - 1, 1)  # a single node has no others: its means are 0
+        both = torch.cat([z, (z.sum(0) - z) / others], -1)
+        products = both.index_select(-1, self.left) * both.index_select(-1, self.right)
+        return products.view(*z.shape[:-1], 3, self.f).sum(-1)
 
     def forward(self, x):
-        z = F.relu(F.linear(x, self.embed.weight, self.embed.bias))
-        v = F.relu(F.linear(self.relations(z), self.embed_relation.weight, self.embed_relation.bias))
-        return mask(z[..., 2 * self.f:], v, self.mask_hidden, self.mask_out)
+        nodes, batch, channels = x.shape
+        z = dense(x.view(-1, channels), self.embed).relu_()
+        v = dense(self.relations(z.view(nodes, batch, -1)).view(-1, 3), self.embed_relation).relu_()
+        return mask(z[:, 2 * self.f:], v, self.mask_hidden, self.mask_out).view(nodes, batch, 1)
 
 
 class ChannelRGA(nn.Module):
@@ -99,19 +109,24 @@ class ChannelRGA(nn.Module):
         """W_r [R(c,:), R(:,c)] + b_r for every channel c, t and p (g, B, C): with W_r = [W_a, W_b],
         W_a R(c,:) = sum_k t_kc (W_a p_k) and W_b R(:,c) = sum_k p_kc (W_b t_k), the same numbers
         as forming R = t^T p (C x C per sample) in O(C g) per channel instead of O(C^2)."""
-        w_row, w_col = self.embed_relation.weight.split(t.shape[-1], dim=1)
-        a, b = p @ w_row.T, t @ w_col.T  # (g, B, r)
+        g, batch, channels = t.shape
+        w_row, w_col = self.embed_relation.weight.split(channels, dim=1)
+        a = (p.reshape(-1, channels) @ w_row.t()).view(g, batch, 1, -1)
+        b = (t.reshape(-1, channels) @ w_col.t()).view(g, batch, 1, -1)
+        t, p = t.unsqueeze(-1), p.unsqueeze(-1)
         out = self.embed_relation.bias
-        for k in range(self.g):  # g = max(2, N // ratio) terms: a few broadcasts beat tiny bmm's
-            out = out + t[k].unsqueeze(-1) * a[k].unsqueeze(-2) + p[k].unsqueeze(-1) * b[k].unsqueeze(-2)
+        for k in range(g):  # g = max(2, N // ratio) terms: a few broadcasts beat tiny bmm's
+            out = torch.addcmul(torch.addcmul(out, t[k], a[k]), p[k], b[k])
         return out  # (B, C, r)
 
     def forward(self, x):
         nodes, batch, channels = x.shape
-        z = torch.addmm(self.embed.bias.unsqueeze(1), self.embed.weight, x.reshape(nodes, -1))
-        t, p, u = F.relu(z).view(3 * self.g, batch, channels).split(self.g, 0)
-        v = F.relu(self.embedded_relations(t, p))
-        return mask(u.permute(1, 2, 0), v, self.mask_hidden, self.mask_out).squeeze(-1)
+        z = torch.addmm(self.embed.bias.unsqueeze(1), self.embed.weight, x.view(nodes, -1)).relu_()
+        t, p, u = z.view(3 * self.g, batch, channels).split(self.g, 0)
+        v = self.embedded_relations(t, p).relu_()
+        m = mask(u.permute(1, 2, 0).reshape(batch * channels, -1), v.view(batch * channels, -1),
+                 self.mask_hidden, self.mask_out)
+        return m.view(batch, channels)
 
 
 class RGABlock(nn.Module):
