@@ -75,7 +75,7 @@ class Args:
     rga_channels: int = 16
     """channels C of the entity tokens' feature map"""
     rga_ratio: int = 8
-    """reduction ratio of the RGA embeddings (every width max(1, width // ratio))"""
+    """reduction ratio of the RGA embeddings (each reduced width is max(2, width // ratio))"""
     rga_spatial: bool = True
     """spatial attention over the entity tokens (RGA-S, eq. 2-7); --no-rga-spatial for ablations"""
     rga_channel: bool = True

@@ -3,13 +3,14 @@
     python benchmarks/throughput.py                  # MPE Spread, about 3 minutes on 2 cores
     python benchmarks/throughput.py --train-steps 400000
     python benchmarks/throughput.py --env grf_ca_hard   # football, about 20 minutes on 2 cores
+    python benchmarks/throughput.py --env grf_ca_hard --num-envs 2 --script happo_rga.py
 
 An env-step is one step of one environment (all agents act), as `--total-timesteps` counts.
 Training figures are the SPS that happo.py itself reports at its last iteration (setup and
 imports excluded), for the paper preset with evaluation off: MPE 20 envs x 200 steps, 5 epochs,
 1 minibatch; football the whole preset (50 envs x 1000 steps, 15 epochs, 2 minibatches, one
 iteration) in `--num-workers` worker processes, against the same 50 raw engines in the same
-workers stepped with random actions.
+workers stepped with random actions (`--num-envs` changes the 50, `--script` the script).
 """
 
 import argparse
@@ -47,8 +48,8 @@ def raw_env_speed(env_id: str, backend: str, num_envs: int, num_workers: int = 0
     return rate
 
 
-def training_speed(env_id: str, backend: str, total_steps: int, extra: list[str]) -> float:
-    cmd = [sys.executable, str(REPO / "happo.py"), "--env", env_id, "--env-backend", backend,
+def training_speed(env_id: str, backend: str, total_steps: int, extra: list[str], script: str = "happo.py") -> float:
+    cmd = [sys.executable, str(REPO / script), "--env", env_id, "--env-backend", backend,
            "--total-timesteps", str(total_steps), "--eval-interval", "0", "--log-interval", "1", *extra]
     out = subprocess.run(cmd, cwd=os.environ.get("TMPDIR", "/tmp"), capture_output=True, text=True, check=True)
     return float(re.findall(r"SPS (\d+)", out.stdout)[-1])
@@ -71,6 +72,8 @@ if __name__ == "__main__":
                         "(default 200,000 for MPE, one iteration of 50,000 for football)")
     parser.add_argument("--num-workers", type=int, default=2, help="football: worker processes")
     parser.add_argument("--repeats", type=int, default=3, help="football: raw/training pairs")
+    parser.add_argument("--num-envs", type=int, default=50, help="football: engines (the preset's 50)")
+    parser.add_argument("--script", default="happo.py", help="football: the training script")
     parser.add_argument("--cuda", action="store_true", help="also time training with --cuda")
     opts = parser.parse_args()
 
@@ -82,13 +85,14 @@ if __name__ == "__main__":
     if opts.env == "grf_ca_hard":
         # the engine's speed drifts by 10-30% within minutes on a shared host, so raw and
         # training alternate and each ratio compares neighbours
-        w = opts.num_workers
-        steps, train = opts.train_steps or 50_000, ["--num-workers", str(w)] + (["--cuda"] if opts.cuda else [])
-        print(f"| repeat | raw engines, 50 in {w} workers | happo.py training, {' '.join(train)} | ratio |")
+        w, n = opts.num_workers, opts.num_envs
+        train = ["--num-workers", str(w), "--num-envs", str(n)] + (["--cuda"] if opts.cuda else [])
+        steps = opts.train_steps or n * 1000  # one iteration of the preset's 1000-step rollouts
+        print(f"| repeat | raw engines, {n} in {w} workers | {opts.script} training, {' '.join(train)} | ratio |")
         print("|-------:|------------------------------:|--------------------------------:|------:|")
         for repeat in range(1, opts.repeats + 1):
-            raw = raw_env_speed(opts.env, "gfootball", 50, num_workers=w, seconds=30)
-            trained = training_speed(opts.env, "gfootball", steps, train)
+            raw = raw_env_speed(opts.env, "gfootball", n, num_workers=w, seconds=30)
+            trained = training_speed(opts.env, "gfootball", steps, train, opts.script)
             print(f"| {repeat} | {raw:,.0f} | {trained:,.0f} | {trained / raw:.2f} |", flush=True)
         sys.exit()
 
