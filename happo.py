@@ -54,7 +54,7 @@ class Args:
     num_envs: int = 20
     """number of parallel training environments"""
     num_workers: int = CORES
-    """env worker processes, shared by training and evaluation envs (0: in this process); the cores"""
+    """env worker processes, shared by training and evaluation envs (0: in this process); default: the cores available"""
     torch_threads: int = 0
     """torch CPU threads; 0: the cores the env worker processes leave free, at most 4"""
     num_steps: int = 200
