@@ -76,6 +76,21 @@ PRESETS: dict[str, dict[str, dict]] = {
 }
 # The HAPPO-RGA paper trains with HAPPO's settings; its attention has its own flags (--rga-*).
 PRESETS["happo_rga"] = PRESETS["happo"]
+# pettingzoo_mpe/*/haa2c: HAPPO's, `a2c_epoch` 5 being our update_epochs. Football has tuned
+# configs for HAPPO only: HAPPO's there for HAA2C, MAPPO and HATRPO alike.
+PRESETS["haa2c"] = PRESETS["happo"]
+# pettingzoo_mpe/*/mappo: HAPPO's with `share_param` True, except on speaker_listener, whose two
+# agents differ; football: MAPPO with parameter sharing, as the papers run it.
+PRESETS["mappo"] = {env_id: {**preset, "share_param": "speaker_listener" not in env_id}
+                    for env_id, preset in PRESETS["happo"].items()}
+# pettingzoo_mpe/*/hatrpo: HAPPO's critic settings; the actors take trust-region steps (no
+# learning rate, no entropy term) with `kl_threshold` 0.005; football: the default of HARL's
+# hatrpo.yaml, 0.01. ls_step 10, backtrack_coeff 0.8 and accept_ratio 0.5 everywhere (Args).
+PRESETS["hatrpo"] = {
+    env_id: {**{k: v for k, v in preset.items() if k not in ("learning_rate", "ent_coef")},
+             "kl_threshold": 0.01 if env_id in GRF_ENVS else 0.005}
+    for env_id, preset in PRESETS["happo"].items()
+}
 
 
 def fail(message: str) -> None:

@@ -1,4 +1,5 @@
-"""The pieces of happo.py that carry the algorithm: the factor M, GAE, ValueNorm, the actors."""
+"""The pieces of happo.py that carry the algorithm: the factor M, GAE, ValueNorm, the actors.
+The factor tests run on every script with HAPPO's sequential scheme (HAA2C, HATRPO too)."""
 
 import copy
 import math
@@ -8,12 +9,27 @@ import numpy as np
 import pytest
 import torch
 
+import haa2c
 import happo
+import hatrpo
 from common.envs import AgentSpec
 
 # heterogeneous on purpose: different observation sizes and action spaces per agent
 SPECS = [AgentSpec(4, True, 5), AgentSpec(6, False, 2), AgentSpec(3, True, 3)]
-ARGS = SimpleNamespace(update_epochs=3, num_minibatches=2, clip_coef=0.2, ent_coef=0.01, max_grad_norm=10.0)
+ARGS = SimpleNamespace(update_epochs=3, num_minibatches=2, clip_coef=0.2, ent_coef=0.01, max_grad_norm=10.0,
+                       kl_threshold=0.01, cg_iters=10, cg_damping=0.1, line_search_steps=10, backtrack_coef=0.8,
+                       accept_ratio=0.5)
+
+
+def sequential_update(module):
+    """The script's sequential actor update as (actors, optimizers, obs, actions, old_logp,
+    advantages, order, args) -> (stats, factors); HATRPO's actors have no optimizer."""
+    if module is hatrpo:
+        return lambda actors, optimizers, *rest: hatrpo.hatrpo_update_actors(actors, *rest)
+    return getattr(module, f"{module.ALGO}_update_actors")
+
+
+SEQUENTIAL = [happo, haa2c, hatrpo]
 
 
 def random_batch(actors, batch: int = 64):
@@ -23,7 +39,8 @@ def random_batch(actors, batch: int = 64):
     return obs, list(actions), list(logps)
 
 
-def test_factor_with_known_ratios(monkeypatch):
+@pytest.mark.parametrize("module", SEQUENTIAL, ids=lambda m: m.ALGO)
+def test_factor_with_known_ratios(module, monkeypatch):
     """Agent i_m trains with the product of the ratios of the agents updated before it."""
     known_ratio = {0: 1.5, 1: 0.5, 2: 3.0}
     trained_with = {}
@@ -35,32 +52,33 @@ def test_factor_with_known_ratios(monkeypatch):
         def evaluate(self, obs, action):  # log pi = old log pi + log(ratio) once trained
             return torch.zeros(len(obs)) + self.shift, None
 
-    def fake_train_actor(actor, optimizer, obs, actions, old_logp, advantages, factor, args, name):
-        trained_with[actor.i] = factor.clone()
+    def fake_train_actor(actor, *rest):  # every script's train_actor ends with (factor, args, name)
+        trained_with[actor.i] = rest[-3].clone()
         actor.shift = math.log(known_ratio[actor.i])
         return {}
 
-    monkeypatch.setattr(happo, "train_actor", fake_train_actor)
+    monkeypatch.setattr(module, "train_actor", fake_train_actor)
     actors = [FakeActor(i) for i in range(3)]
     zeros = [torch.zeros(8) for _ in range(3)]
-    _, factors = happo.happo_update_actors(actors, [None] * 3, zeros, zeros, zeros, torch.ones(8), [2, 0, 1], ARGS)
+    _, factors = sequential_update(module)(actors, [None] * 3, zeros, zeros, zeros, torch.ones(8), [2, 0, 1], ARGS)
     expected = {2: 1.0, 0: 3.0, 1: 3.0 * 1.5}
     for i, value in expected.items():
         assert torch.allclose(trained_with[i], torch.full((8,), value))
         assert torch.allclose(factors[i], torch.full((8,), value))
 
 
-def test_factor_equals_product_of_real_ratios():
-    """With real actors and PPO steps: factor of agent i_m == prod_{j<m} pi_new^j / pi_old^j,
+@pytest.mark.parametrize("module", SEQUENTIAL, ids=lambda m: m.ALGO)
+def test_factor_equals_product_of_real_ratios(module):
+    """With real actors and updates: factor of agent i_m == prod_{j<m} pi_new^j / pi_old^j,
     recomputed independently from copies of the actors taken before the update."""
     torch.manual_seed(0)
-    actors = [happo.Actor(spec, (16, 16)) for spec in SPECS]
+    actors = [module.Actor(spec, (16, 16)) for spec in SPECS]
     optimizers = [torch.optim.Adam(a.parameters(), lr=1e-2) for a in actors]
     obs, actions, old_logp = random_batch(actors)
     before = copy.deepcopy(actors)
     advantages = torch.randn(64)
     order = [1, 2, 0]
-    stats, factors = happo.happo_update_actors(actors, optimizers, obs, actions, old_logp, advantages, order, ARGS)
+    stats, factors = sequential_update(module)(actors, optimizers, obs, actions, old_logp, advantages, order, ARGS)
 
     with torch.no_grad():
         ratio = {i: torch.exp(actors[i].evaluate(obs[i], actions[i])[0] - before[i].evaluate(obs[i], actions[i])[0])
