@@ -20,11 +20,11 @@ def curves(run_dir: str, train_tag: str, eval_tag: str):
     acc = EventAccumulator(run_dir, size_guidance={"scalars": 0})
     acc.Reload()
     tags = acc.Tags()["scalars"]
-    for tag in (train_tag, eval_tag):
-        if tag not in tags:
-            raise SystemExit(f"{run_dir} has no tag {tag}; it has: {', '.join(sorted(tags))}")
+    if train_tag not in tags:
+        raise SystemExit(f"{run_dir} has no tag {train_tag}; it has: {', '.join(sorted(tags))}")
     train = np.array([(e.step, e.value) for e in acc.Scalars(train_tag)])
-    evals = np.array([(e.step, e.value) for e in acc.Scalars(eval_tag)]).reshape(-1, 2)
+    # a run stopped before its first evaluation has none
+    evals = np.array([(e.step, e.value) for e in acc.Scalars(eval_tag)] if eval_tag in tags else []).reshape(-1, 2)
     return train, evals
 
 
