@@ -92,6 +92,34 @@ PRESETS["hatrpo"] = {
     for env_id, preset in PRESETS["happo"].items()
 }
 
+# pettingzoo_mpe/*-continuous/hatd3: the same for all three tasks. HARL counts iterations in
+# vector-env steps: evaluation every 1000 of them (20 of our iterations of 20 x 50 steps).
+MPE_HATD3 = dict(
+    total_timesteps=5_000_000,  # num_env_steps (HARL adds its 10k warm-up steps on top; see README)
+    num_envs=20,
+    warmup_steps=10_000,
+    train_interval=50,
+    update_per_train=1.0,
+    buffer_size=1_000_000,
+    batch_size=1000,
+    learning_rate=5e-4,
+    critic_learning_rate=1e-3,
+    hidden_sizes=(128, 128),
+    gamma=0.99,
+    polyak=0.005,
+    exploration_noise=0.1,
+    policy_noise=0.2,
+    noise_clip=0.5,
+    policy_frequency=2,
+    eval_interval=20,
+    eval_episodes=20,
+    num_eval_envs=10,
+)
+PRESETS["hatd3"] = {env_id: {**MPE_HATD3, "env_backend": MPE_BACKEND[env_id]}
+                    for env_id, (_, continuous, _) in MPE_ENVS.items() if continuous}
+# Why an algorithm has no preset for an env id.
+NO_PRESET_REASON = {"hatd3": "HATD3 needs continuous actions"}
+
 
 def fail(message: str) -> None:
     """Bad input: one line on stderr, exit status 2 (as argparse does)."""
@@ -117,7 +145,8 @@ def parse_args(args_cls, algo: str, argv: list[str] | None = None):
     if env_id not in ENV_IDS:
         fail(f"unknown --env {env_id!r}; valid ids: {', '.join(ENV_IDS)}")
     if env_id not in PRESETS[algo]:
-        fail(f"{algo} has no preset for --env {env_id}; valid ids: {', '.join(PRESETS[algo])}")
+        reason = NO_PRESET_REASON.get(algo, f"{algo} has no preset for it")
+        fail(f"{algo} cannot run --env {env_id}: {reason}; valid ids: {', '.join(PRESETS[algo])}")
     defaults = dataclasses.replace(args_cls(), env=env_id, **PRESETS[algo][env_id])
     args = tyro.cli(args_cls, default=defaults, args=argv)
     return fit_short_run_evaluation(args, argv)
@@ -128,7 +157,8 @@ def fit_short_run_evaluation(args, argv: list[str]):
     evaluation (football: 100 episodes on 50 engines) would cost more than the run itself, so
     it shrinks to at most one env per training env and one episode per env. The sizes the
     command line gives are kept."""
-    batch = args.num_envs * args.num_steps
+    # env steps per iteration: a rollout (on-policy) or a collection phase (HATD3)
+    batch = args.num_envs * getattr(args, "num_steps", getattr(args, "train_interval", 0))
     if batch <= 0 or args.eval_interval <= 0 or args.total_timesteps // batch >= args.eval_interval:
         return args
     given = {arg.split("=")[0] for arg in argv}

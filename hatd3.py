@@ -1,0 +1,478 @@
+"""HATD3: Heterogeneous-Agent Twin Delayed Deep Deterministic policy gradient.
+
+Zhong, Kuba, Feng, Hu, Ji, Yang. "Heterogeneous-Agent Reinforcement Learning", JMLR 2024
+(section 4, appendix C, Algorithm 7), reproduced as the authors' code (PKU-MARL/HARL) implements
+it: the off-policy member of the family, for continuous actions. One deterministic actor per
+agent, twin centralised critics Q(s, a^1..a^n) with target networks, a replay buffer, and the
+sequential update of the family: each agent in a fresh random order ascends Q1 with the agents
+updated before it already playing their NEW actions (HAML's sequential scheme, eq. 16 ff.).
+
+    python hatd3.py --env mpe_spread_continuous --seed 1
+"""
+
+import os
+import signal
+import sys
+import time
+from dataclasses import asdict, dataclass
+from datetime import timedelta
+
+from common.config import check_positive, exit_on_interrupt, fail, parse_args
+from common.envs import CORES, check_backend
+
+ALGO = "hatd3"
+
+
+@dataclass
+class Args:
+    env: str = "mpe_spread_continuous"
+    """environment id (see README; continuous actions only); selects the paper's hyperparameters for it"""
+    exp_name: str = ALGO
+    """name of this experiment (part of the run name)"""
+    seed: int = 1
+    """seed of torch, numpy and the environments (env k is seeded with seed + k)"""
+    torch_deterministic: bool = True
+    """if toggled, `torch.backends.cudnn.deterministic=True`"""
+    cuda: bool = False
+    """if toggled, train on the GPU when one is available"""
+    track: bool = False
+    """if toggled, also log to Weights and Biases (needs `pip install wandb`)"""
+    wandb_project_name: str = "harl-cleanrl"
+    """the wandb project name"""
+    capture_video: bool = False
+    """if toggled, save the frames of one evaluation episode per evaluation under `videos/`"""
+    save_model: bool = False
+    """if toggled, save a checkpoint at the end of training (Ctrl-C and NaN always save one)"""
+    resume: str | None = None
+    """path of a checkpoint to continue from, with its step count (the replay buffer is not saved:
+    a resumed run refills `warmup_steps` transitions with its policy before it trains again)"""
+    env_backend: str = "pettingzoo"
+    """simulator: `batched` (numpy, all envs at once; mpe_spread ids) or `pettingzoo` (mpe2)"""
+
+    total_timesteps: int = 5_000_000
+    """total environment steps (one step of one env counts 1, whatever the number of agents), warm-up included"""
+    num_envs: int = 20
+    """number of parallel training environments"""
+    num_workers: int = CORES
+    """env worker processes, shared by training and evaluation envs (0: in this process); default: the cores available"""
+    torch_threads: int = 0
+    """torch CPU threads; 0: the cores the env worker processes leave free, at most 4"""
+    train_interval: int = 50
+    """vector-env steps collected between two training phases (one iteration)"""
+    update_per_train: float = 1.0
+    """gradient steps per vector-env step: a training phase takes update_per_train x train_interval steps"""
+    warmup_steps: int = 10_000
+    """env steps of uniformly random actions at the start; training starts after them"""
+    buffer_size: int = 1_000_000
+    """replay buffer capacity in transitions (one transition: one step of one env)"""
+    batch_size: int = 1000
+    """transitions per gradient step, drawn uniformly from the buffer"""
+    learning_rate: float = 5e-4
+    """actor learning rate (Adam)"""
+    critic_learning_rate: float = 1e-3
+    """critic learning rate (Adam, both critics)"""
+    hidden_sizes: tuple[int, ...] = (128, 128)
+    """hidden layer widths of actors and critics"""
+    gamma: float = 0.99
+    """discount factor"""
+    polyak: float = 0.005
+    """target networks move this fraction of the way to the online networks per actor update"""
+    exploration_noise: float = 0.1
+    """std of the Gaussian noise on the rollout's actions, in units of the action box's half-width"""
+    policy_noise: float = 0.2
+    """std of the target policy smoothing noise, in units of the action box's half-width"""
+    noise_clip: float = 0.5
+    """the smoothing noise is clipped to +- this, in units of the action box's half-width"""
+    policy_frequency: int = 2
+    """critic updates per actor update (TD3's policy delay); targets move with the actors"""
+
+    eval_interval: int = 20
+    """evaluate every this many iterations (0: never)"""
+    eval_episodes: int = 20
+    """episodes per evaluation, deterministic policy"""
+    num_eval_envs: int = 10
+    """environments used for evaluation"""
+    log_interval: int = 10
+    """print a progress line every this many iterations"""
+
+
+def check_args(args: Args) -> None:
+    check_positive(args, "total_timesteps", "num_envs", "train_interval", "update_per_train", "buffer_size",
+                   "batch_size", "policy_frequency", "eval_episodes", "num_eval_envs", "log_interval")
+    if min(args.num_workers, args.eval_interval, args.torch_threads, args.warmup_steps) < 0:
+        fail("--num-workers, --eval-interval, --torch-threads and --warmup-steps must be >= 0")
+    if args.total_timesteps < args.num_envs * args.train_interval:
+        fail(f"--total-timesteps {args.total_timesteps} is less than one iteration's "
+             f"{args.num_envs * args.train_interval} steps (num-envs x train-interval)")
+    if args.buffer_size < args.num_envs:
+        fail(f"--buffer-size {args.buffer_size} cannot hold one step of --num-envs {args.num_envs}")
+    try:
+        check_backend(args.env, args.env_backend)
+    except ValueError as err:
+        fail(str(err))
+    if args.resume is not None and not os.path.isfile(args.resume):
+        fail(f"--resume {args.resume}: no such file")
+
+
+if __name__ == "__main__":
+    # Parsed and checked before torch and the environments load: bad input fails at once.
+    args = parse_args(Args, ALGO)
+    check_args(args)
+    exit_on_interrupt()  # until training starts; then Ctrl-C saves a checkpoint
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+import torch.nn as nn  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+from common.envs import make_vec_envs, record_episode  # noqa: E402
+
+
+def plain_mlp(sizes) -> nn.Sequential:
+    """HARL's PlainMLP: Linear layers with ReLU between them, PyTorch's default init, no LayerNorm."""
+    layers = []
+    for k in range(len(sizes) - 1):
+        layers.append(nn.Linear(sizes[k], sizes[k + 1]))
+        if k < len(sizes) - 2:
+            layers.append(nn.ReLU())
+    return nn.Sequential(*layers)
+
+
+class Actor(nn.Module):
+    """mu^i(o^i): deterministic, tanh output scaled to the action box (HARL's DeterministicPolicy)."""
+
+    def __init__(self, spec, hidden_sizes):
+        super().__init__()
+        self.net = nn.Sequential(plain_mlp([spec.obs_dim, *hidden_sizes, spec.action_dim]), nn.Tanh())
+        self.low, self.high = spec.low, spec.high
+        self.scale, self.bias = (spec.high - spec.low) / 2, (spec.high + spec.low) / 2
+
+    def forward(self, obs):
+        return self.net(obs) * self.scale + self.bias
+
+    def perturb(self, action, std: float, clip: float | None = None):
+        """action + N(0, std) noise (clipped to +-clip) in units of the box's half-width, then
+        clipped to the box: exploration (no noise clip) and target policy smoothing (clip)."""
+        noise = torch.randn_like(action) * (std * self.scale)
+        if clip is not None:
+            noise = noise.clamp(-clip * self.scale, clip * self.scale)
+        return (action + noise).clamp(self.low, self.high)
+
+    def uniform(self, n: int, device):
+        """n uniformly random actions in the box (the warm-up)."""
+        return torch.rand((n, self.net[0][-1].out_features), device=device) * (self.high - self.low) + self.low
+
+
+class QNetwork(nn.Module):
+    """Q(s, a^1..a^n): a centralised critic on the global state and the joint action
+    (HARL's ContinuousQNet)."""
+
+    def __init__(self, state_dim: int, action_dim: int, hidden_sizes):
+        super().__init__()
+        self.net = plain_mlp([state_dim + action_dim, *hidden_sizes, 1])
+
+    def forward(self, state, action):
+        return self.net(torch.cat([state, action], -1)).squeeze(-1)
+
+
+class ReplayBuffer:
+    """The last `capacity` transitions as tensors on the training device; once full, each new
+    row overwrites the oldest. Sampling draws uniformly with replacement."""
+
+    def __init__(self, capacity: int, shapes: dict[str, tuple[int, ...]], device):
+        self.data = {k: torch.zeros((capacity, *shape), device=device) for k, shape in shapes.items()}
+        self.capacity, self.device = capacity, device
+        self.pos, self.size = 0, 0
+
+    def add(self, **rows) -> None:
+        n = len(next(iter(rows.values())))
+        idx = (self.pos + torch.arange(n, device=self.device)) % self.capacity
+        for key, value in rows.items():
+            self.data[key][idx] = torch.as_tensor(value, dtype=torch.float32, device=self.device)
+        self.pos = (self.pos + n) % self.capacity
+        self.size = min(self.size + n, self.capacity)
+
+    def sample(self, batch_size: int) -> dict:
+        idx = torch.randint(self.size, (batch_size,), device=self.device)
+        return {k: v[idx] for k, v in self.data.items()}
+
+
+class NonFiniteLoss(RuntimeError):
+    def __init__(self, name: str, value: float):
+        super().__init__(f"{name} is {value}")
+        self.name = name
+
+
+def check_finite(name: str, loss) -> None:
+    if not torch.isfinite(loss):
+        raise NonFiniteLoss(name, loss.item())
+
+
+def td_target(reward, terminated, next_q, gamma: float):
+    """y = r + gamma (1 - terminated) Q'(s', a'). Only termination cuts the bootstrap: at a
+    time-limit truncation s' is the episode's real last state (`use_proper_time_limits`)."""
+    return reward + gamma * (1.0 - terminated) * next_q
+
+
+def train_critic(qfs, qf_targets, target_actors, optimizer, batch, obs_dims, args: Args):
+    """Clipped double-Q learning (TD3): both critics regress on the smaller target critic's
+    value at the target actors' smoothed next actions; MSE, one Adam step on their sum."""
+    with torch.no_grad():
+        next_actions = torch.cat([actor.perturb(actor(o), args.policy_noise, args.noise_clip)
+                                  for actor, o in zip(target_actors, batch["next_obs"].split(obs_dims, -1))], -1)
+        next_q = torch.min(*[qf(batch["next_state"], next_actions) for qf in qf_targets])
+        target = td_target(batch["reward"], batch["terminated"], next_q, args.gamma)
+    q_loss = sum(F.mse_loss(qf(batch["state"], batch["actions"]), target) for qf in qfs)
+    check_finite("q_loss", q_loss)
+    optimizer.zero_grad()
+    q_loss.backward()
+    optimizer.step()
+    return q_loss.detach() / len(qfs)
+
+
+def hatd3_update_actors(actors, optimizers, qf, obs, state, agent_order):
+    """Algorithm 7's sequential update: all agents' current actions first; then agent i_m
+    maximises Q1(s, a^{i_1:m-1}_new, a^{i_m}, a^{i_m+1:n}_old) over its own action, and its new
+    action replaces its old one for the agents after it. The critic is not updated here.
+    Returns each agent's loss -mean Q1."""
+    with torch.no_grad():
+        actions = [actor(o) for actor, o in zip(actors, obs)]
+    qf.requires_grad_(False)  # the gradient flows through the critic to the action only
+    losses = {}
+    for i in agent_order:
+        actions[i] = actors[i](obs[i])
+        actor_loss = -qf(state, torch.cat(actions, -1)).mean()
+        check_finite(f"agent {i} actor_loss", actor_loss)
+        optimizers[i].zero_grad()
+        actor_loss.backward()
+        optimizers[i].step()
+        if i != agent_order[-1]:  # the last agent's new action is not needed
+            with torch.no_grad():
+                actions[i] = actors[i](obs[i])
+        losses[i] = actor_loss.detach()
+    qf.requires_grad_(True)
+    return losses
+
+
+@torch.no_grad()
+def soft_update(target: nn.Module, online: nn.Module, polyak: float) -> None:
+    """theta' <- (1 - polyak) theta' + polyak theta."""
+    for tp, p in zip(target.parameters(), online.parameters()):
+        tp.lerp_(p, polyak)
+
+
+def joint_act(actors, obs, obs_dims):
+    """Every agent acts on its slice of the flat observation; returns the flat joint action."""
+    return torch.cat([actor(o) for actor, o in zip(actors, obs.split(obs_dims, -1))], -1)
+
+
+@torch.inference_mode()
+def evaluate(actors, envs, obs_dims, num_episodes: int, device):
+    """Deterministic policy (no exploration noise) on separate envs for `num_episodes` episodes,
+    split evenly over the envs. Returns the episodes' returns."""
+    quota = np.full(envs.num_envs, num_episodes // envs.num_envs)
+    quota[: num_episodes % envs.num_envs] += 1
+    returns = []
+    obs, _ = envs.reset()
+    while quota.any():
+        action = joint_act(actors, torch.as_tensor(obs, device=device), obs_dims)
+        obs, _, _, _, _, info = envs.step(action.cpu().numpy())
+        counted = ~np.isnan(info["episode_return"]) & (quota > 0)
+        returns.extend(info["episode_return"][counted].tolist())
+        quota[counted] -= 1
+    return returns
+
+
+def save_checkpoint(path, nets, optimizers, args, global_step, iteration, num_updates):
+    """One file with everything `--resume` needs, the replay buffer excepted."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    torch.save({
+        "algo": ALGO, "env": args.env, "args": asdict(args),
+        "global_step": global_step, "iteration": iteration, "num_updates": num_updates,
+        **{name: [m.state_dict() for m in modules] for name, modules in nets.items()},
+        **{name: [o.state_dict() for o in opts] for name, opts in optimizers.items()},
+    }, path)
+
+
+def load_checkpoint(path, args: Args):
+    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    if ckpt.get("algo") != ALGO or ckpt.get("env") != args.env:
+        fail(f"--resume {path} is a {ckpt.get('algo')} checkpoint for {ckpt.get('env')}, "
+             f"not {ALGO} for {args.env}")
+    return ckpt
+
+
+if __name__ == "__main__":
+    from copy import deepcopy
+
+    from torch.utils.tensorboard import SummaryWriter
+
+    ckpt = load_checkpoint(args.resume, args) if args.resume else None
+    run_name = f"{args.env}__{args.exp_name}__{args.seed}__{int(time.time())}"
+    config_table = "\n".join(f"|{key}|{value}|" for key, value in asdict(args).items())
+    print(f"{run_name}\n|param|value|\n|-|-|\n{config_table}")
+    if args.track:
+        import wandb
+
+        wandb.init(project=args.wandb_project_name, sync_tensorboard=True, config=asdict(args),
+                   name=run_name, save_code=True)
+    writer = SummaryWriter(f"runs/{run_name}")
+    writer.add_text("hyperparameters", f"|param|value|\n|-|-|\n{config_table}")
+
+    # seeding
+    np.random.seed(args.seed)
+    torch.manual_seed(args.seed)
+    torch.backends.cudnn.deterministic = args.torch_deterministic
+    workers = 0 if args.env_backend == "batched" else args.num_workers
+    torch.set_num_threads(args.torch_threads or max(1, min(4, CORES - workers)))
+    device = torch.device("cuda" if torch.cuda.is_available() and args.cuda else "cpu")
+
+    # env setup: evaluation envs share the training envs' worker processes
+    envs, eval_envs = make_vec_envs(args.env, args.num_envs, args.num_eval_envs if args.eval_interval else 0,
+                                    args.num_workers, args.env_backend)
+    if eval_envs:
+        eval_envs.reset(seed=args.seed + 100_000)  # evaluation episodes never share seeds with training
+    num_agents = len(envs.agents)
+    obs_dims = [spec.obs_dim for spec in envs.agents]
+    act_cols = [spec.act_cols for spec in envs.agents]
+
+    # agent setup: one actor per agent (no parameter sharing), twin critics, a target of each
+    actors = [Actor(spec, args.hidden_sizes).to(device) for spec in envs.agents]
+    qfs = [QNetwork(envs.state_dim, sum(act_cols), args.hidden_sizes).to(device) for _ in range(2)]
+    target_actors, qf_targets = deepcopy(actors), deepcopy(qfs)
+    actor_optimizers = [torch.optim.Adam(a.parameters(), lr=args.learning_rate, fused=True) for a in actors]
+    critic_optimizer = torch.optim.Adam([p for qf in qfs for p in qf.parameters()], lr=args.critic_learning_rate,
+                                        fused=True)
+    nets = {"actors": actors, "target_actors": target_actors, "critics": qfs, "target_critics": qf_targets}
+    optimizers = {"actor_optimizers": actor_optimizers, "critic_optimizer": [critic_optimizer]}
+
+    # storage: one row per transition of one env; the next obs/state of a finished episode are
+    # its real last ones (info["final_*"]), not the first of the next episode
+    rb = ReplayBuffer(args.buffer_size, {
+        "obs": (sum(obs_dims),), "state": (envs.state_dim,), "actions": (sum(act_cols),), "reward": (),
+        "terminated": (), "next_obs": (sum(obs_dims),), "next_state": (envs.state_dim,)}, device)
+
+    global_step, start_iteration, num_updates = 0, 1, 0
+    if ckpt is not None:
+        for name, modules in {**nets, **optimizers}.items():
+            for module, sd in zip(modules, ckpt[name]):
+                module.load_state_dict(sd)
+        global_step, start_iteration, num_updates = ckpt["global_step"], ckpt["iteration"] + 1, ckpt["num_updates"]
+        print(f"resumed from {args.resume} at step {global_step}; the replay buffer starts empty and "
+              f"training waits for {args.warmup_steps} transitions", flush=True)
+
+    E = args.num_envs
+    iteration_steps = E * args.train_interval
+    num_iterations = args.total_timesteps // iteration_steps
+    updates_per_train = max(1, int(args.update_per_train * args.train_interval))
+    checkpoint_path = f"runs/{run_name}/{args.exp_name}.cleanrl_model"
+    next_obs, next_state = envs.reset(seed=args.seed)
+    start_time, start_step = time.time(), global_step
+    collect_time = update_time = 0.0
+    trained_iteration, trained_step = start_iteration - 1, global_step  # last completed iteration
+    episode_returns, eval_return = [], float("nan")
+    q_loss, actor_loss = float("nan"), float("nan")
+    # Ctrl-C, or a scheduler's SIGTERM, now stops training with a checkpoint (the `except` below).
+    # Set explicitly: a process started in the background inherits SIGINT ignored.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        for iteration in range(start_iteration, num_iterations + 1):
+            # As HARL: the first training phase follows the warm-up's transitions (after a resume,
+            # as many transitions of the policy).
+            learning = rb.size >= max(args.warmup_steps, 1)
+
+            # collection: uniformly random actions during the warm-up, then the policy plus noise
+            tick = time.time()
+            for step in range(args.train_interval):
+                with torch.inference_mode():
+                    if global_step < args.warmup_steps:
+                        action = torch.cat([actor.uniform(E, device) for actor in actors], -1)
+                    else:
+                        obs_t = torch.as_tensor(next_obs, device=device).split(obs_dims, -1)
+                        action = torch.cat([actor.perturb(actor(o), args.exploration_noise)
+                                            for actor, o in zip(actors, obs_t)], -1)
+                global_step += E
+                obs, state = next_obs, next_state
+                next_obs, next_state, reward, terminated, truncated, info = envs.step(action.cpu().numpy())
+                done = terminated | truncated
+                real_next_obs, real_next_state = next_obs.copy(), next_state.copy()
+                if done.any():
+                    real_next_obs[done], real_next_state[done] = info["final_obs"][done], info["final_state"][done]
+                    episode_returns.extend(info["episode_return"][done].tolist())
+                    writer.add_scalar("charts/episodic_return", info["episode_return"][done].mean(), global_step)
+                    writer.add_scalar("charts/episodic_length", info["episode_length"][done].mean(), global_step)
+                rb.add(obs=obs, state=state, actions=action, reward=reward, terminated=terminated,
+                       next_obs=real_next_obs, next_state=real_next_state)
+            collect_time += time.time() - tick
+
+            # training: critics every gradient step; actors, then all targets, every
+            # `policy_frequency` steps, each actor in a fresh random order
+            tick = time.time()
+            if learning:
+                q_losses, actor_losses = [], []
+                for _ in range(updates_per_train):
+                    num_updates += 1
+                    batch = rb.sample(args.batch_size)
+                    q_losses.append(train_critic(qfs, qf_targets, target_actors, critic_optimizer, batch,
+                                                 obs_dims, args))
+                    if num_updates % args.policy_frequency == 0:
+                        agent_order = torch.randperm(num_agents).tolist()
+                        losses = hatd3_update_actors(actors, actor_optimizers, qfs[0],
+                                                     batch["obs"].split(obs_dims, -1), batch["state"], agent_order)
+                        actor_losses.extend(losses.values())
+                        for target, online in zip(target_actors + qf_targets, actors + qfs):
+                            soft_update(target, online, args.polyak)
+                q_loss = torch.stack(q_losses).mean().item()
+                actor_loss = torch.stack(actor_losses).mean().item() if actor_losses else float("nan")
+                writer.add_scalar("losses/q_loss", q_loss, global_step)
+                writer.add_scalar("losses/actor_loss", actor_loss, global_step)
+            update_time += time.time() - tick
+            trained_iteration, trained_step = iteration, global_step
+
+            # logging
+            sps = int((global_step - start_step) / (time.time() - start_time))
+            writer.add_scalar("charts/SPS", sps, global_step)
+
+            if args.eval_interval and (iteration % args.eval_interval == 0 or iteration == num_iterations):
+                eval_return = float(np.mean(evaluate(actors, eval_envs, obs_dims, args.eval_episodes, device)))
+                writer.add_scalar("eval/episodic_return", eval_return, global_step)
+                if args.capture_video:
+                    def policy(o):
+                        with torch.no_grad():
+                            return joint_act(actors, torch.as_tensor(o, device=device), obs_dims).cpu().numpy()
+                    record_episode(args.env, policy, args.seed + iteration, f"videos/{run_name}/step_{global_step}")
+
+            if iteration % args.log_interval == 0 or iteration == num_iterations:
+                elapsed = time.time() - start_time
+                left = elapsed / (global_step - start_step) * (num_iterations * iteration_steps - global_step)
+                train_return = np.mean(episode_returns) if episode_returns else float("nan")
+                busy = collect_time + update_time
+                print(f"iter {iteration}/{num_iterations} step {global_step} return {train_return:.2f} "
+                      f"eval {eval_return:.2f} q_loss {q_loss:.4f} actor_loss {actor_loss:.4f} SPS {sps} "
+                      f"(collect {collect_time / busy:.0%}, update {update_time / busy:.0%}) "
+                      f"elapsed {timedelta(seconds=round(elapsed))} left {timedelta(seconds=round(left))}", flush=True)
+                episode_returns = []
+    except KeyboardInterrupt:
+        envs.close()  # workers first: one may be mid-step
+        if trained_iteration < start_iteration:  # no iteration in this run: nothing new to save
+            print("\ninterrupted before the first iteration of this run ended; no checkpoint", flush=True)
+            sys.exit(130)
+        save_checkpoint(checkpoint_path, nets, optimizers, args, trained_step, trained_iteration, num_updates)
+        print(f"\ninterrupted after iteration {trained_iteration}, step {trained_step}; checkpoint saved to "
+              f"{checkpoint_path}", flush=True)
+        sys.exit(130)
+    except NonFiniteLoss as err:
+        save_checkpoint(checkpoint_path, nets, optimizers, args, trained_step, trained_iteration, num_updates)
+        print(f"error: non-finite loss at iteration {trained_iteration + 1}: {err}; checkpoint of the "
+              f"last iteration saved to {checkpoint_path}", file=sys.stderr)
+        envs.close()
+        sys.exit(1)
+
+    if args.save_model:
+        save_checkpoint(checkpoint_path, nets, optimizers, args, global_step, num_iterations, num_updates)
+        print(f"checkpoint saved to {checkpoint_path}")
+    envs.close()
+    if eval_envs:
+        eval_envs.close()
+    writer.close()
