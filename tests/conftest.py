@@ -14,9 +14,18 @@ sys.path.insert(0, str(REPO))
 # evaluation, logging (2 iterations of 2 envs x 25 steps).
 TINY = ["--num-envs", "2", "--num-steps", "25", "--total-timesteps", "100", "--num-workers", "1",
         "--eval-interval", "1", "--eval-episodes", "2", "--num-eval-envs", "2", "--log-interval", "1"]
+# HATD3 (off-policy): 2 iterations of 2 envs x 25 steps, the first the warm-up, the second with
+# 25 gradient steps on batches of 32.
+HATD3_TINY = [*TINY[:2], "--train-interval", "25", *TINY[4:6], "--warmup-steps", "50", "--batch-size", "32",
+              *TINY[6:]]
 # Football: one iteration of 2 envs x 401 steps (one update; every env ends an episode within
 # it: the time limit ends one at step 401 at the latest), then one evaluation of 2 episodes.
 GRF_TINY = [*TINY[:2], "--num-steps", "401", "--total-timesteps", "802", *TINY[8:]]
+
+
+def tiny(script: str) -> list[str]:
+    """The TINY budget in the flags of `script`."""
+    return HATD3_TINY if script == "hatd3.py" else TINY
 
 
 def run_script(script: str, *args: str, cwd, timeout: float = 300, **popen) -> subprocess.CompletedProcess:
@@ -45,7 +54,7 @@ def read_scalars(path) -> dict[str, list[tuple[int, float]]]:
 def tiny_run(tmp_path):
     """Run a script with the TINY budget (plus extra args) in a fresh directory; must succeed."""
     def _run(script: str, *args: str, cwd=None) -> subprocess.CompletedProcess:
-        result = run_script(script, *TINY, *args, cwd=cwd or tmp_path)
+        result = run_script(script, *tiny(script), *args, cwd=cwd or tmp_path)
         assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
         return result
     return _run

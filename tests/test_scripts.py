@@ -1,6 +1,7 @@
 """Every script end to end, as a user runs it: smoke runs, determinism, bad input, checkpoints."""
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -10,28 +11,42 @@ import psutil
 import pytest
 import torch
 
-from common.config import MPE_BACKEND, parse_args
-from common.envs import GRF_ENVS, check_memory
-from conftest import GRF_TINY, REPO, TINY, read_scalars, run_dir, run_script
+from common.config import MPE_BACKEND, PRESETS, parse_args
+from common.envs import GRF_ENVS, MPE_ENVS, check_memory
+from conftest import GRF_TINY, REPO, read_scalars, run_dir, run_script, tiny
 
-SCRIPTS = ["happo.py", "happo_rga.py", "mappo.py", "haa2c.py", "hatrpo.py"]
+ON_POLICY = ["happo.py", "happo_rga.py", "mappo.py", "haa2c.py", "hatrpo.py"]
+SCRIPTS = [*ON_POLICY, "hatd3.py"]
 # Football's smoke runs take 10-20 s each: every id for HAPPO and HAPPO-RGA, one for the others
-FOOTBALL_RUNS = [(script, env_id) for script in SCRIPTS for env_id in GRF_ENVS
+FOOTBALL_RUNS = [(script, env_id) for script in ON_POLICY for env_id in GRF_ENVS
                  if script in ("happo.py", "happo_rga.py") or env_id == "grf_3v1"]
+# What each script logs besides charts/episodic_return, charts/SPS and eval/episodic_return
+LOSS_TAGS = {script: ["losses/value_loss", "losses/policy_loss", "losses/entropy", "losses/approx_kl"]
+             for script in ON_POLICY}
+LOSS_TAGS["hatd3.py"] = ["losses/q_loss", "losses/actor_loss"]
+
+
+def runs_on(script: str, env_id: str) -> bool:
+    """HATD3 needs continuous actions; the on-policy scripts run every id."""
+    return script != "hatd3.py" or MPE_ENVS.get(env_id, (None, False))[1]
+
+
+def mpe_id(script: str, env_id: str) -> str:
+    """`env_id`, or its continuous version where `script` needs one."""
+    return env_id if runs_on(script, env_id) else f"{env_id}_continuous"
 
 
 # every env id with its default backend, and mpe2 itself for the ids that default to batched
 ENV_BACKENDS = [*MPE_BACKEND.items(), *[(e, "pettingzoo") for e, b in MPE_BACKEND.items() if b == "batched"]]
 
 
-@pytest.mark.parametrize("script", SCRIPTS)
-@pytest.mark.parametrize("env_id, backend", ENV_BACKENDS)
+@pytest.mark.parametrize("script, env_id, backend", [(s, e, b) for s in SCRIPTS for e, b in ENV_BACKENDS
+                                                     if runs_on(s, e)])
 def test_smoke(script, env_id, backend, tiny_run, tmp_path):
     result = tiny_run(script, "--env", env_id, "--env-backend", backend)
     assert "iter 2/2 step 100" in result.stdout
     scalars = read_scalars(run_dir(tmp_path))
-    for tag in ["charts/episodic_return", "charts/SPS", "losses/value_loss", "losses/policy_loss",
-                "losses/entropy", "losses/approx_kl", "eval/episodic_return"]:
+    for tag in ["charts/episodic_return", "charts/SPS", *LOSS_TAGS[script], "eval/episodic_return"]:
         assert tag in scalars, tag
     assert len(scalars["eval/episodic_return"]) == 2
 
@@ -139,8 +154,13 @@ def test_a_run_shorter_than_one_evaluation_interval_evaluates_little():
     assert (args.num_eval_envs, args.eval_episodes) == (50, 100)
 
 
-@pytest.mark.parametrize("script", SCRIPTS)
-@pytest.mark.parametrize("env_id", [e for e, b in MPE_BACKEND.items() if b == "batched"])
+# 3 iterations of 4 envs x 50 steps (HATD3: the first the warm-up)
+SAME_SEED_BUDGET = {script: ["--num-steps", "50"] for script in ON_POLICY}
+SAME_SEED_BUDGET["hatd3.py"] = ["--train-interval", "50", "--warmup-steps", "200", "--batch-size", "64"]
+
+
+@pytest.mark.parametrize("script, env_id", [(s, e) for s in SCRIPTS for e, b in MPE_BACKEND.items()
+                                            if b == "batched" and runs_on(s, e)])
 def test_same_seed_same_losses_on_both_backends(script, env_id, tmp_path):
     """One seed: the batched backend twice, and mpe2 in 2 worker processes, log identical
     losses and returns (the batched simulator is the same MDP, bit for bit). One torch thread
@@ -149,31 +169,37 @@ def test_same_seed_same_losses_on_both_backends(script, env_id, tmp_path):
     for name, backend in [("a", "batched"), ("b", "batched"), ("c", "pettingzoo")]:
         (tmp_path / name).mkdir()
         result = run_script(script, "--env", env_id, "--env-backend", backend, "--num-envs", "4",
-                            "--num-steps", "50", "--total-timesteps", "600", "--num-workers", "2",
+                            *SAME_SEED_BUDGET[script], "--total-timesteps", "600", "--num-workers", "2",
                             "--eval-interval", "0", "--seed", "3", "--torch-threads", "1", cwd=tmp_path / name)
         assert result.returncode == 0, result.stderr[-3000:]
         logs.append(read_scalars(run_dir(tmp_path / name)))
-    for tag in ["losses/value_loss", "losses/policy_loss", "losses/entropy", "charts/episodic_return"]:
-        assert len(logs[0][tag]) >= 3
+    for tag in [*LOSS_TAGS[script][:3], "charts/episodic_return"]:
+        assert len(logs[0][tag]) >= 2
         assert logs[0][tag] == logs[1][tag] == logs[2][tag], tag
 
 
-BAD_INPUT = [
-    (["--env", "mpe_nope"], "valid ids: mpe_spread, "),
-    (["--num-envs", "3", "--num-steps", "5", "--num-minibatches", "2"], "--num-minibatches 2 does not divide"),
-    (["--num-envs", "0"], "--num-envs must be positive"),
-    (["--total-timesteps", "1000"], "less than one iteration's batch of 4000"),
-    (["--resume", "missing.cleanrl_model"], "no such file"),
-    (["--env", "mpe_reference", "--env-backend", "batched"], "use --env-backend pettingzoo for mpe_reference"),
-    (["--env-backend", "jax"], "valid backends: batched, pettingzoo, gfootball"),
-    (["--env", "grf_ps", "--env-backend", "pettingzoo"], "grf_ps runs on --env-backend gfootball only"),
-    (["--env", "grf_ps", "--num-envs", "3", "--num-steps", "201"], "--num-minibatches 2 does not divide the batch of 603"),
-    (["--env", "grf_ca_hard", "--num-envs", "1000", "--num-eval-envs", "1000"], "+ 1000 football engines in 2 workers need about"),
+BAD_INPUT = [  # (the scripts it applies to, arguments, what the error says)
+    (SCRIPTS, ["--env", "mpe_nope"], "valid ids: mpe_spread, "),
+    (ON_POLICY, ["--num-envs", "3", "--num-steps", "5", "--num-minibatches", "2"], "--num-minibatches 2 does not divide"),
+    (SCRIPTS, ["--num-envs", "0"], "--num-envs must be positive"),
+    (ON_POLICY, ["--total-timesteps", "1000"], "less than one iteration's batch of 4000"),
+    (["hatd3.py"], ["--total-timesteps", "999"], "less than one iteration's 1000 steps (num-envs x train-interval)"),
+    (SCRIPTS, ["--resume", "missing.cleanrl_model"], "no such file"),
+    (ON_POLICY, ["--env", "mpe_reference", "--env-backend", "batched"], "use --env-backend pettingzoo for mpe_reference"),
+    (["hatd3.py"], ["--env", "mpe_reference_continuous", "--env-backend", "batched"],
+     "use --env-backend pettingzoo for mpe_reference_continuous"),
+    (SCRIPTS, ["--env-backend", "jax"], "valid backends: batched, pettingzoo, gfootball"),
+    (ON_POLICY, ["--env", "grf_ps", "--env-backend", "pettingzoo"], "grf_ps runs on --env-backend gfootball only"),
+    (ON_POLICY, ["--env", "grf_ps", "--num-envs", "3", "--num-steps", "201"], "--num-minibatches 2 does not divide the batch of 603"),
+    (ON_POLICY, ["--env", "grf_ca_hard", "--num-envs", "1000", "--num-eval-envs", "1000"], "+ 1000 football engines in 2 workers need about"),
+    *[(["hatd3.py"], ["--env", env_id], f"HATD3 needs continuous actions; valid ids: {', '.join(PRESETS['hatd3'])}")
+      for env_id in ("mpe_spread", "grf_ca_hard")],
+    (["hatd3.py"], ["--buffer-size", "10"], "--buffer-size 10 cannot hold one step of --num-envs 20"),
 ]
 
 
-@pytest.mark.parametrize("script", SCRIPTS)
-@pytest.mark.parametrize("args, message", BAD_INPUT)
+@pytest.mark.parametrize("script, args, message", [(script, args, message) for scripts, args, message in BAD_INPUT
+                                                   for script in scripts])
 def test_bad_input_fails_fast_with_one_line(script, args, message, tmp_path):
     """Checked before torch, the environments or any worker load: exit 2 and one line."""
     probe = ("import os, runpy, sys; sys.argv = sys.argv[1:]; sys.path.insert(0, os.path.dirname(sys.argv[0]))\n"
@@ -185,13 +211,18 @@ def test_bad_input_fails_fast_with_one_line(script, args, message, tmp_path):
     assert result.stderr.count("\n") == 1 and message in result.stderr, result.stderr
 
 
+CHECKPOINT_KEYS = {script: {"actors", "critic", "value_norm", "critic_optimizer", "args"} for script in ON_POLICY}
+CHECKPOINT_KEYS["hatd3.py"] = {"actors", "target_actors", "critics", "target_critics", "actor_optimizers",
+                               "critic_optimizer", "num_updates", "args"}
+
+
 @pytest.mark.parametrize("script", SCRIPTS)
 def test_save_resume_and_wrong_env(script, tiny_run, tmp_path):
     tiny_run(script, "--save-model")
     (ckpt,) = run_dir(tmp_path).glob("*.cleanrl_model")
     state = torch.load(ckpt, weights_only=True)
-    assert state["global_step"] == 100 and state["env"] == "mpe_spread"
-    assert {"actors", "critic", "value_norm", "critic_optimizer", "args"} <= set(state)
+    assert state["global_step"] == 100 and state["env"] == mpe_id(script, "mpe_spread")
+    assert CHECKPOINT_KEYS[script] <= set(state)
     assert ("actor_optimizers" in state) == (script != "hatrpo.py")  # HATRPO's actors have no optimizer
 
     (tmp_path / "resumed").mkdir()
@@ -199,22 +230,28 @@ def test_save_resume_and_wrong_env(script, tiny_run, tmp_path):
     assert "resumed from" in result.stdout and "at step 100" in result.stdout
     assert "iter 4/4 step 200" in result.stdout and "iter 1/" not in result.stdout
 
-    wrong = run_script(script, *TINY, "--env", "mpe_reference", "--resume", str(ckpt), cwd=tmp_path)
-    assert wrong.returncode == 2 and "checkpoint for mpe_spread" in wrong.stderr
+    wrong = run_script(script, *tiny(script), "--env", mpe_id(script, "mpe_reference"), "--resume", str(ckpt),
+                       cwd=tmp_path)
+    assert wrong.returncode == 2 and f"checkpoint for {mpe_id(script, 'mpe_spread')}," in wrong.stderr
+
+
+# NaN advantages (on-policy: the first update); NaN TD targets (HATD3: after the warm-up)
+NAN_LOSS = {script: "iteration 1: .*policy_loss is nan" for script in ON_POLICY}
+NAN_LOSS["hatd3.py"] = "iteration 2: q_loss is nan"
 
 
 @pytest.mark.parametrize("script", SCRIPTS)
 def test_nan_loss_stops_with_iteration_and_loss_named(script, tmp_path):
-    result = run_script(script, *TINY, "--gamma", "nan", cwd=tmp_path)  # NaN advantages
+    result = run_script(script, *tiny(script), "--gamma", "nan", cwd=tmp_path)
     assert result.returncode == 1
-    assert "non-finite loss at iteration 1" in result.stderr and "policy_loss is nan" in result.stderr
+    assert re.search(f"non-finite loss at {NAN_LOSS[script]}", result.stderr), result.stderr
     assert list(run_dir(tmp_path).glob("*.cleanrl_model"))
 
 
 @pytest.mark.parametrize("script", SCRIPTS)
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_ctrl_c_and_sigterm_save_a_checkpoint(script, signum, tmp_path):
-    proc = subprocess.Popen([sys.executable, "-u", str(REPO / script), *TINY, "--total-timesteps", "10000000"],
+    proc = subprocess.Popen([sys.executable, "-u", str(REPO / script), *tiny(script), "--total-timesteps", "10000000"],
                             cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         for line in proc.stdout:  # wait until training is under way
@@ -233,6 +270,6 @@ def test_ctrl_c_and_sigterm_save_a_checkpoint(script, signum, tmp_path):
 
 @pytest.mark.parametrize("script", SCRIPTS)
 def test_capture_video_writes_frames(script, tiny_run, tmp_path):
-    tiny_run(script, "--env", "mpe_speaker_listener", "--capture-video", "--total-timesteps", "50")
+    tiny_run(script, "--env", mpe_id(script, "mpe_speaker_listener"), "--capture-video", "--total-timesteps", "50")
     frames = list((tmp_path / "videos").glob("*/step_50/frame_*.png"))
     assert len(frames) == 25
