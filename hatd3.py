@@ -43,6 +43,8 @@ class Args:
     """if toggled, save the frames of one evaluation episode per evaluation under `videos/`"""
     save_model: bool = False
     """if toggled, save a checkpoint at the end of training (Ctrl-C and NaN always save one)"""
+    checkpoint_interval: int = 0
+    """also save the checkpoint every this many iterations (0: never), so that a killed run loses little"""
     resume: str | None = None
     """path of a checkpoint to continue from, with its step count (the replay buffer is not saved:
     a resumed run refills `warmup_steps` transitions with its policy before it trains again)"""
@@ -99,8 +101,8 @@ class Args:
 def check_args(args: Args) -> None:
     check_positive(args, "total_timesteps", "num_envs", "train_interval", "update_per_train", "buffer_size",
                    "batch_size", "policy_frequency", "eval_episodes", "num_eval_envs", "log_interval")
-    if min(args.num_workers, args.eval_interval, args.torch_threads, args.warmup_steps) < 0:
-        fail("--num-workers, --eval-interval, --torch-threads and --warmup-steps must be >= 0")
+    if min(args.num_workers, args.eval_interval, args.torch_threads, args.warmup_steps, args.checkpoint_interval) < 0:
+        fail("--num-workers, --eval-interval, --torch-threads, --warmup-steps and --checkpoint-interval must be >= 0")
     if args.total_timesteps < args.num_envs * args.train_interval:
         fail(f"--total-timesteps {args.total_timesteps} is less than one iteration's "
              f"{args.num_envs * args.train_interval} steps (num-envs x train-interval)")
@@ -261,6 +263,14 @@ def soft_update(target: nn.Module, online: nn.Module, polyak: float) -> None:
         tp.lerp_(p, polyak)
 
 
+def real_next(next_obs, next_state, done, info):
+    """The obs and state a transition leads to: where an episode ended, its real last ones
+    (`info["final_*"]`), not the first of the next episode that the env returned."""
+    real_obs, real_state = next_obs.copy(), next_state.copy()
+    real_obs[done], real_state[done] = info["final_obs"][done], info["final_state"][done]
+    return real_obs, real_state
+
+
 def joint_act(actors, obs, obs_dims):
     """Every agent acts on its slice of the flat observation; returns the flat joint action."""
     return torch.cat([actor(o) for actor, o in zip(actors, obs.split(obs_dims, -1))], -1)
@@ -291,7 +301,8 @@ def save_checkpoint(path, nets, optimizers, args, global_step, iteration, num_up
         "global_step": global_step, "iteration": iteration, "num_updates": num_updates,
         **{name: [m.state_dict() for m in modules] for name, modules in nets.items()},
         **{name: [o.state_dict() for o in opts] for name, opts in optimizers.items()},
-    }, path)
+    }, path + ".tmp")
+    os.replace(path + ".tmp", path)  # atomic: a run killed while saving keeps its previous checkpoint
 
 
 def load_checkpoint(path, args: Args):
@@ -346,8 +357,7 @@ if __name__ == "__main__":
     nets = {"actors": actors, "target_actors": target_actors, "critics": qfs, "target_critics": qf_targets}
     optimizers = {"actor_optimizers": actor_optimizers, "critic_optimizer": [critic_optimizer]}
 
-    # storage: one row per transition of one env; the next obs/state of a finished episode are
-    # its real last ones (info["final_*"]), not the first of the next episode
+    # storage: one row per transition of one env
     rb = ReplayBuffer(args.buffer_size, {
         "obs": (sum(obs_dims),), "state": (envs.state_dim,), "actions": (sum(act_cols),), "reward": (),
         "terminated": (), "next_obs": (sum(obs_dims),), "next_state": (envs.state_dim,)}, device)
@@ -396,9 +406,8 @@ if __name__ == "__main__":
                 obs, state = next_obs, next_state
                 next_obs, next_state, reward, terminated, truncated, info = envs.step(action.cpu().numpy())
                 done = terminated | truncated
-                real_next_obs, real_next_state = next_obs.copy(), next_state.copy()
+                real_next_obs, real_next_state = real_next(next_obs, next_state, done, info)
                 if done.any():
-                    real_next_obs[done], real_next_state[done] = info["final_obs"][done], info["final_state"][done]
                     episode_returns.extend(info["episode_return"][done].tolist())
                     writer.add_scalar("charts/episodic_return", info["episode_return"][done].mean(), global_step)
                     writer.add_scalar("charts/episodic_length", info["episode_length"][done].mean(), global_step)
@@ -433,6 +442,9 @@ if __name__ == "__main__":
             # logging
             sps = int((global_step - start_step) / (time.time() - start_time))
             writer.add_scalar("charts/SPS", sps, global_step)
+
+            if args.checkpoint_interval and iteration % args.checkpoint_interval == 0:
+                save_checkpoint(checkpoint_path, nets, optimizers, args, global_step, iteration, num_updates)
 
             if args.eval_interval and (iteration % args.eval_interval == 0 or iteration == num_iterations):
                 eval_return = float(np.mean(evaluate(actors, eval_envs, obs_dims, args.eval_episodes, device)))

@@ -43,6 +43,8 @@ class Args:
     """if toggled, save the frames of one evaluation episode per evaluation under `videos/`"""
     save_model: bool = False
     """if toggled, save a checkpoint at the end of training (Ctrl-C and NaN always save one)"""
+    checkpoint_interval: int = 0
+    """also save the checkpoint every this many iterations (0: never), so that a killed run loses little"""
     resume: str | None = None
     """path of a checkpoint to continue from, with its step count"""
     env_backend: str = "pettingzoo"
@@ -102,8 +104,8 @@ class Args:
 def check_args(args: Args) -> None:
     check_positive(args, "total_timesteps", "num_envs", "num_steps", "update_epochs",
                    "num_minibatches", "eval_episodes", "num_eval_envs", "log_interval")
-    if min(args.num_workers, args.eval_interval, args.torch_threads) < 0:
-        fail("--num-workers, --eval-interval and --torch-threads must be >= 0")
+    if min(args.num_workers, args.eval_interval, args.torch_threads, args.checkpoint_interval) < 0:
+        fail("--num-workers, --eval-interval, --torch-threads and --checkpoint-interval must be >= 0")
     check_divides(args.num_envs * args.num_steps, args.num_minibatches)
     if args.total_timesteps < args.num_envs * args.num_steps:
         fail(f"--total-timesteps {args.total_timesteps} is less than one iteration's batch of "
@@ -376,7 +378,8 @@ def save_checkpoint(path, actors, critic, value_norm, actor_optimizers, critic_o
         "critic": critic.state_dict(), "value_norm": value_norm.state_dict(),
         "actor_optimizers": [o.state_dict() for o in actor_optimizers],
         "critic_optimizer": critic_optimizer.state_dict(),
-    }, path)
+    }, path + ".tmp")
+    os.replace(path + ".tmp", path)  # atomic: a run killed while saving keeps its previous checkpoint
 
 
 def load_checkpoint(path, args: Args):
@@ -530,6 +533,10 @@ if __name__ == "__main__":
                 writer.add_scalar(f"losses/{key}", np.mean([s[key] for s in actor_stats.values()]), global_step)
                 for i, s in actor_stats.items():
                     writer.add_scalar(f"agents/{i}/{key}", s[key], global_step)
+
+            if args.checkpoint_interval and iteration % args.checkpoint_interval == 0:
+                save_checkpoint(checkpoint_path, actors, critic, value_norm, actor_optimizers, critic_optimizer,
+                                args, global_step, iteration)
 
             if args.eval_interval and (iteration % args.eval_interval == 0 or iteration == num_iterations):
                 eval_returns, eval_scores = evaluate(actors, eval_envs, obs_dims, args.eval_episodes, device)

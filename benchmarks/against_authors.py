@@ -50,6 +50,9 @@ p.add_argument("--iterations", type=int, default=3)
 p.add_argument("--num-envs", type=int, default=20, help="n_rollout_threads (tuned: 20)")
 p.add_argument("--num-steps", type=int, default=200, help="episode_length (tuned: 200)")
 p.add_argument("--seed", type=int, default=1)
+p.add_argument("--resync", action="store_true",
+               help="start every iteration of ours from their weights and Adam moments: isolates each "
+                    "update from the drift of earlier ones")
 p.add_argument("--their-kl", action="store_true",
                help="HATRPO: use the authors' categorical 'KL' in our script too (README: differences)")
 a = p.parse_args()
@@ -190,6 +193,13 @@ def copy_params(src: torch.nn.Module, dst: torch.nn.Module) -> None:
             o.copy_(t)
 
 
+def copy_adam_state(src_opt, src: torch.nn.Module, dst_opt, dst: torch.nn.Module) -> None:
+    """Their Adam moments and step counts into our optimiser, parameter by parameter."""
+    for o, t in paired_params(dst, src):
+        if t in src_opt.state:
+            dst_opt.state[o] = {k: v.clone() for k, v in src_opt.state[t].items()}
+
+
 def max_diff(ours, theirs) -> tuple[float, float]:
     """The largest absolute difference, and the largest magnitude of theirs (the scale)."""
     x, y = (torch.as_tensor(np.asarray(v, dtype=np.float64)) if not torch.is_tensor(v) else v.detach().double()
@@ -243,7 +253,7 @@ def main():
     actor_optimizers = [optimizer_of[actor] for actor in actors]
     critic_optimizer = torch.optim.Adam(critic.parameters(), lr=model["critic_lr"], eps=model["opti_eps"], fused=True)
     print(f"{a.script} on {a.env}: their runner and our {a.script}.py, {E} envs x {T} steps, seed {a.seed}"
-          f"{', their KL in ours' if a.their_kl else ''}")
+          f"{', their KL in ours' if a.their_kl else ''}{', ours resynced to theirs every iteration' if a.resync else ''}")
 
     runner.warmup()
     largest = {}
@@ -264,6 +274,17 @@ def main():
         truncated = 1.0 - torch.as_tensor(cb.bad_masks[1:, :, 0])
         their = {"values": cb.value_preds[:, :, 0].copy(), "returns": cb.returns[:-1, :, 0].copy()}
         their["advantages"] = their["returns"] - runner.value_normalizer.denormalize(cb.value_preds[:-1, :, 0])
+
+        if a.resync and iteration > 1:
+            for i in ({0} if shared else range(n)):
+                copy_params(runner.actor[i].actor, actors[i])
+                if hasattr(runner.actor[i], "actor_optimizer"):
+                    copy_adam_state(runner.actor[i].actor_optimizer, runner.actor[i].actor, actor_optimizers[i], actors[i])
+            copy_params(runner.critic.critic, critic)
+            copy_adam_state(runner.critic.critic_optimizer, runner.critic.critic, critic_optimizer, critic)
+            with torch.no_grad():
+                for k in ("running_mean", "running_mean_sq", "debiasing_term"):
+                    getattr(value_norm, k).copy_(getattr(runner.value_normalizer, k).reshape(()))
 
         # 2. their update, recording its permutations
         tape = RandpermTape()
@@ -315,7 +336,7 @@ def main():
             if "kl" in info:
                 d[f"KL of the step, agent {i}"] = max_diff(stats[i]["approx_kl"], float(info["kl"]))
             d[f"actor parameters, agent {i}"] = param_diff(actors[i], runner.actor[i].actor)
-        print(f"\niteration {iteration}: agent order {order}"
+        print(f"\niteration {iteration}: " + ("no agent order (MAPPO)" if a.script == "mappo" else f"agent order {order}")
               + (f"; unused draws of theirs: {tape.unused}" if tape.unused else ""))
         print(f"  {'quantity':<40} {'max |ours - theirs|':>20} {'max |theirs|':>13} {'relative':>9}")
         for name, (diff, scale) in d.items():

@@ -269,6 +269,26 @@ def test_ctrl_c_and_sigterm_save_a_checkpoint(script, signum, tmp_path):
 
 
 @pytest.mark.parametrize("script", SCRIPTS)
+def test_periodic_checkpoint_survives_a_killed_run(script, tmp_path):
+    """--checkpoint-interval 1: after SIGKILL (no handler runs) the last iteration's checkpoint
+    is on disk and resumes."""
+    proc = subprocess.Popen([sys.executable, "-u", str(REPO / script), *tiny(script), "--total-timesteps", "10000000",
+                             "--checkpoint-interval", "1"], cwd=tmp_path, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    try:
+        for line in proc.stdout:
+            if line.startswith("iter 3/"):
+                break
+        proc.kill()
+        proc.wait(timeout=60)
+    finally:
+        proc.kill()
+    (ckpt,) = run_dir(tmp_path).glob("*.cleanrl_model")
+    state = torch.load(ckpt, weights_only=True)
+    assert state["iteration"] >= 3 and state["global_step"] == state["iteration"] * 50
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
 def test_capture_video_writes_frames(script, tiny_run, tmp_path):
     tiny_run(script, "--env", mpe_id(script, "mpe_speaker_listener"), "--capture-video", "--total-timesteps", "50")
     frames = list((tmp_path / "videos").glob("*/step_50/frame_*.png"))
