@@ -1,0 +1,232 @@
+"""The papers' figures and the results table, from the per-run CSVs in `results/`.
+
+    python benchmarks/plot.py                                  # every env in results/
+    python benchmarks/plot.py --envs mpe_spread mpe_spread_continuous --band std
+    python benchmarks/plot.py --out /tmp/figures --table /tmp/table.md
+
+Reads `results/{env}/{algo}/seed{N}.csv` (columns step, train, eval, wall_time, sps: one row per
+bin of env-steps; `benchmarks/sweep.py` writes them) and the authors' own code trained on our
+batched simulator, where there are such curves (`results/authors_on_batched/` and
+`../shared/reference/authors_on_batched/`). Writes, without a display:
+- `{out}/{family}_{train|eval}.png`: one panel per env, one colour per algorithm (the same in
+  every figure), the mean over seeds as a line with a shaded band (min-max over seeds, or
+  +- one std with `--band std`) where every seed has data, each seed's own thin line beyond that;
+  the authors' code on the same simulator dashed in the algorithm's colour. MPE returns are on
+  the mpe2 scale; football plots score rates.
+- `{table}`: a markdown table of final values, the mean +- std over seeds of each seed's last
+  10% of evaluations (and of training bins), beside the authors' published values (MPE on the
+  mpe2 scale: their v2 figure + 37.5) and the final values of their code on our simulator.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import re
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+AUTHORS_REFERENCE = REPO.parent / "shared" / "reference" / "authors_on_batched"
+
+ALGOS = ["mappo", "happo", "happo_rga", "hatrpo", "haa2c", "hatd3"]  # legend order
+COLORS = {"mappo": "tab:blue", "happo": "tab:orange", "happo_rga": "tab:red", "hatrpo": "tab:green",
+          "haa2c": "tab:purple", "hatd3": "tab:brown"}
+LABELS = {"mappo": "MAPPO", "happo": "HAPPO", "happo_rga": "HAPPO-RGA", "hatrpo": "HATRPO", "haa2c": "HAA2C",
+          "hatd3": "HATD3"}
+# The authors' published final values, read off their curves (NOTES §2, §3): MPE returns on the
+# mpe2 scale (their simple_spread_v2 figure + 37.5) at 1e7 steps (HATD3: 5e6); football score
+# rates (6 seeds; CA hard at 50M steps, others 25M).
+PUBLISHED = {
+    "mpe_spread": {"mappo": -20.5, "happo": -25.5, "hatrpo": -25.5, "haa2c": -32.5},
+    "mpe_spread_continuous": {"happo": -28.5, "mappo": -32.5, "hatrpo": -33.5, "haa2c": -59.5, "hatd3": -25.5},
+    "grf_ps": {"happo": 0.9693, "mappo": 0.9492},
+    "grf_rps": {"happo": 0.7730, "mappo": 0.7683},
+    "grf_3v1": {"happo": 0.9474, "mappo": 0.8803},
+    "grf_ca_easy": {"happo": 0.9200, "mappo": 0.8776},
+    "grf_ca_hard": {"happo": 0.8814, "mappo": 0.7738},
+}
+
+
+def paper_steps(env: str, algo: str) -> float:
+    """The length of the papers' runs, where PUBLISHED was read off."""
+    if env.startswith("grf"):
+        return 5e7 if env == "grf_ca_hard" else 2.5e7
+    return 5e6 if algo == "hatd3" else 1e7
+
+
+def read_curve(path: Path) -> dict[str, np.ndarray]:
+    """One run's CSV as arrays: step, train, eval (NaN where a bin had no evaluation). Also reads
+    the authors' tool's columns (train_return, eval_return)."""
+    with open(path) as f:
+        rows = list(csv.DictReader(f))
+    def column(*names):
+        name = next(n for n in names if n in rows[0])
+        return np.array([float(r[name]) if r[name] not in ("", "nan") else np.nan for r in rows])
+    return {"step": column("step"), "train": column("train", "train_return"), "eval": column("eval", "eval_return")}
+
+
+def load(results: Path, envs: list[str] | None) -> dict[str, dict[str, dict[int, dict]]]:
+    """{env: {algo: {seed: curve}}} for every results/{env}/{algo}/seed{N}.csv."""
+    runs: dict = {}
+    for path in sorted(results.glob("*/*/seed*.csv")):
+        env, algo = path.parts[-3], path.parts[-2]
+        if env == "authors_on_batched" or (envs and env not in envs):
+            continue
+        runs.setdefault(env, {}).setdefault(algo, {})[int(re.findall(r"\d+", path.stem)[0])] = read_curve(path)
+    return runs
+
+
+def load_authors(env: str, directories: list[Path]) -> dict[str, dict[int, dict]]:
+    """The authors' code on our simulator: {dir}/{env}/{algo}/seed{N}.csv (what we ran), and
+    {dir}/{algo}_{discrete|continuous}_seed{N}.csv (the reference's files, spread only)."""
+    out: dict = {}
+    for directory in directories:
+        for path in sorted((directory / env).glob("*/seed*.csv")):
+            out.setdefault(path.parts[-2], {})[int(re.findall(r"\d+", path.stem)[0])] = read_curve(path)
+        kind = {"mpe_spread": "discrete", "mpe_spread_continuous": "continuous"}.get(env)
+        for path in sorted(directory.glob(f"*_{kind}_seed*.csv")) if kind else []:
+            algo, seed = re.fullmatch(rf"(\w+)_{kind}_seed(\d+)\.csv", path.name).groups()
+            out.setdefault(algo, {}).setdefault(int(seed), read_curve(path))
+    return out
+
+
+def aligned(seeds: dict[int, dict], key: str):
+    """The seeds' `key` curves on one grid of steps (the bins' ends), NaN-free points only:
+    (grid, values (seeds, grid) with NaN where a seed has no data), interpolated linearly
+    between a seed's own points, never extrapolated."""
+    points = [(c["step"][~np.isnan(c[key])], c[key][~np.isnan(c[key])]) for c in seeds.values()]
+    points = [(s, v) for s, v in points if len(s)]
+    if not points:
+        return np.array([]), np.zeros((0, 0))
+    grid = np.unique(np.concatenate([s for s, _ in points]))
+    values = np.full((len(points), len(grid)), np.nan)
+    for k, (s, v) in enumerate(points):
+        inside = (grid >= s[0]) & (grid <= s[-1])
+        values[k, inside] = np.interp(grid[inside], s, v)
+    return grid, values
+
+
+def final(curve: dict, key: str, at: float) -> float:
+    """Mean of a run's `key` points (evaluations, or training bins) in the last 10% of the steps
+    up to `at`: (0.9 at, at]. NaN if the run has none there."""
+    step, value = curve["step"], curve[key]
+    window = ~np.isnan(value) & (step > 0.9 * at) & (step <= at)
+    return float(value[window].mean()) if window.any() else np.nan
+
+
+def draw(ax, seeds: dict[int, dict], key: str, color, label: str, band: str | None, linestyle: str = "-") -> None:
+    """The mean over seeds where every seed has data (with the band, if any), each seed's own thin
+    line beyond that."""
+    grid, values = aligned(seeds, key)
+    if not len(grid):
+        return
+    common = ~np.isnan(values).any(0)
+    if common.any():
+        mean = values[:, common].mean(0)
+        ax.plot(grid[common], mean, color=color, linestyle=linestyle, linewidth=1.5 if band else 1,
+                label=f"{label} ({len(values)} seed{'s' if len(values) > 1 else ''})")
+        if band:
+            lo, hi = ((values[:, common].min(0), values[:, common].max(0)) if band == "minmax" else
+                      (mean - values[:, common].std(0), mean + values[:, common].std(0)))
+            ax.fill_between(grid[common], lo, hi, color=color, alpha=0.2, linewidth=0)
+    beyond = grid > grid[common].max() if common.any() else np.ones(len(grid), bool)
+    for seed_values in values:  # seeds that ran longer than the others
+        if (beyond & ~np.isnan(seed_values)).any():
+            ax.plot(grid[beyond], seed_values[beyond], color=color, linestyle=linestyle, linewidth=0.7, alpha=0.6)
+
+
+def plot(runs, authors: list[Path], envs: list[str], key: str, band: str, path: Path, football: bool) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display needed
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(envs), figsize=(5 * len(envs), 3.8), squeeze=False)
+    for ax, env in zip(axes[0], envs):
+        for algo in [a for a in ALGOS if a in runs[env]] + sorted(set(runs[env]) - set(ALGOS)):
+            draw(ax, runs[env][algo], key, COLORS.get(algo, "black"), LABELS.get(algo, algo), band)
+        for algo, seeds in load_authors(env, authors).items():
+            draw(ax, seeds, key, COLORS.get(algo, "black"), f"{LABELS.get(algo, algo)}, authors' code", None, "--")
+        ax.set_title(env)
+        ax.set_xlabel("env steps")
+        ax.set_ylabel(("score rate" if football else "episode return (mpe2 scale)") + f", {key}")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def table(runs, authors: list[Path], envs: list[str]) -> str:
+    """Markdown: per env and algorithm, at the steps every seed of ours reached: our final eval
+    and train (mean +- std over seeds), the published value (at the paper's full length) and
+    whether ours is within one std of it, and the authors' code on our simulator at the same
+    steps (the seeds of theirs that got there)."""
+    lines = ["| env | algorithm | seeds | at steps | eval (ours) | train (ours) | published | within 1 std "
+             "| authors' code, our simulator (eval) |", "|---|---|---:|---:|---:|---:|---:|---|---:|"]
+
+    def stats(values, digits):
+        values = np.array([v for v in values if not np.isnan(v)])
+        if not len(values):
+            return ""
+        return f"{values.mean():.{digits}f}" + (f" ± {values.std():.{digits}f}" if len(values) > 1 else "")
+
+    for env in envs:
+        theirs_of, digits = load_authors(env, authors), 3 if env.startswith("grf") else 1
+        for algo in [a for a in ALGOS if a in runs.get(env, {})]:
+            seeds = runs[env][algo].values()
+            at = min(c["step"][-1] for c in seeds)
+            ev = [final(c, "eval", at) for c in seeds]
+            published = PUBLISHED.get(env, {}).get(algo)
+            valid = [v for v in ev if not np.isnan(v)]
+            if published is None or not valid:
+                within = ""
+            elif at < paper_steps(env, algo):
+                within = "not yet (shorter run)"
+            elif len(valid) == 1:
+                within = "n/a (1 seed)"
+            else:
+                within = "yes" if abs(np.mean(valid) - published) <= np.std(valid) else "no"
+            theirs = [final(c, "eval", at) for c in theirs_of.get(algo, {}).values() if c["step"][-1] >= at]
+            lines.append(
+                f"| {env} | {LABELS.get(algo, algo)} | {len(seeds)} | {int(at):,} | {stats(ev, digits)} | "
+                f"{stats([final(c, 'train', at) for c in seeds], digits)} | "
+                f"{'' if published is None else f'{published:.{digits}f}'} | {within} | "
+                f"{f'{stats(theirs, digits)} ({len(theirs)} seeds)' if theirs else ''} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--results", type=Path, default=REPO / "results")
+    parser.add_argument("--authors", type=Path, nargs="*", default=None,
+                        help="directories of the authors' code's curves on our simulator "
+                             "(default: RESULTS/authors_on_batched and ../shared/reference/authors_on_batched)")
+    parser.add_argument("--envs", nargs="*", help="env ids to draw (default: every env in --results)")
+    parser.add_argument("--band", choices=("minmax", "std"), default="minmax", help="shaded band across seeds")
+    parser.add_argument("--out", type=Path, default=REPO / "results" / "figures", help="directory of the PNGs")
+    parser.add_argument("--table", type=Path, default=REPO / "results" / "table.md", help="markdown table file")
+    opts = parser.parse_args(argv)
+    runs = load(opts.results, opts.envs)
+    authors = opts.authors if opts.authors is not None else [opts.results / "authors_on_batched", AUTHORS_REFERENCE]
+    if not runs:
+        raise SystemExit(f"no results/{{env}}/{{algo}}/seed{{N}}.csv under {opts.results}")
+    envs = sorted(runs)
+    for family, members in [("mpe", [e for e in envs if e.startswith("mpe")]),
+                            ("football", [e for e in envs if e.startswith("grf")])]:
+        for key in ("train", "eval"):
+            if members:
+                path = opts.out / f"{family}_{key}.png"
+                plot(runs, authors, members, key, opts.band, path, football=family == "football")
+                print(f"wrote {path}")
+    opts.table.parent.mkdir(parents=True, exist_ok=True)
+    opts.table.write_text(table(runs, authors, envs))
+    print(f"wrote {opts.table}\n")
+    print(opts.table.read_text())
+
+
+if __name__ == "__main__":
+    main()
