@@ -558,6 +558,8 @@ if __name__ == "__main__":
                       f"elapsed {timedelta(seconds=round(elapsed))} left {timedelta(seconds=round(left))}", flush=True)
                 episode_returns, episode_scores = [], []
     except KeyboardInterrupt:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C (or SIGTERM) must not break the save
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         envs.close()  # workers first: one may be mid-step
         if trained_iteration < start_iteration:  # no update in this run: nothing new to save
             print("\ninterrupted before the first update of this run; no checkpoint", flush=True)

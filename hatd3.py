@@ -466,6 +466,8 @@ if __name__ == "__main__":
                       f"elapsed {timedelta(seconds=round(elapsed))} left {timedelta(seconds=round(left))}", flush=True)
                 episode_returns = []
     except KeyboardInterrupt:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C (or SIGTERM) must not break the save
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         envs.close()  # workers first: one may be mid-step
         if trained_iteration < start_iteration:  # no iteration in this run: nothing new to save
             print("\ninterrupted before the first iteration of this run ended; no checkpoint", flush=True)
@@ -476,8 +478,8 @@ if __name__ == "__main__":
         sys.exit(130)
     except NonFiniteLoss as err:
         save_checkpoint(checkpoint_path, nets, optimizers, args, trained_step, trained_iteration, num_updates)
-        print(f"error: non-finite loss at iteration {trained_iteration + 1}: {err}; checkpoint of the "
-              f"last iteration saved to {checkpoint_path}", file=sys.stderr)
+        print(f"error: non-finite loss at iteration {trained_iteration + 1}: {err}; checkpoint (as of the "
+              f"last finite gradient step) saved to {checkpoint_path}", file=sys.stderr)
         envs.close()
         sys.exit(1)
 

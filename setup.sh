@@ -2,8 +2,9 @@
 # Set up the project in ./.venv: the pinned Python packages and the Google Research
 # Football engine (built from source, 5-10 min the first time; pip caches the wheel).
 # Idempotent: a second run takes seconds.
-# Usage: bash setup.sh             (everything)
-#        SKIP_GRF=1 bash setup.sh  (MPE only: no apt packages, no gfootball build)
+# Usage: bash setup.sh               (everything)
+#        SKIP_GRF=1 bash setup.sh    (MPE only: no gfootball build)
+#        SKIP_SLURM=1 bash setup.sh  (without SLURM, which only tests/test_sweep.py uses)
 set -euo pipefail
 cd "$(dirname "$0")"
 PYTHON=${PYTHON:-python3}
@@ -27,6 +28,10 @@ if [ ! -x .venv/bin/python ]; then
     fi
 fi
 .venv/bin/python -m pip install -q --disable-pip-version-check -r requirements.txt
+
+# SLURM and its authentication daemon, for tests/test_sweep.py: it starts a one-node cluster of
+# its own (config, state and sockets in a temporary directory) to test `sweep.py --slurm`.
+[ "${SKIP_SLURM:-0}" = 1 ] || apt_install slurm-wlm munge
 
 [ "${SKIP_GRF:-0}" = 1 ] && exit 0
 if .venv/bin/python -c "import gfootball.env" 2>/dev/null; then exit 0; fi

@@ -6,11 +6,12 @@ steps, evaluation tags at each evaluation; or the figures at given steps; or a s
     python benchmarks/learning_curve.py runs/mpe_spread__happo_rga__1__* --mpe --csv results/x.csv
 
 At a step S (`--at`): "train" is the mean of the training tag over (S - 100k, S], "eval" the
-mean of the last two evaluations at or before S (the README's tables). The CSV has one row per
-bin: its last step, the training tag's mean over the bin, the last evaluation in the bin.
+mean of the last two evaluations at or before S (the README's tables). The CSV is
+`benchmarks/sweep.py`'s (step, train, eval, wall_time, sps per bin), with the env's tags.
 """
 
 import argparse
+from pathlib import Path
 
 import numpy as np
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -61,11 +62,10 @@ if __name__ == "__main__":
         lo, hi = b * opts.bin, (b + 1) * opts.bin
         in_bin = evals[(evals[:, 0] > lo) & (evals[:, 0] <= hi)]
         rows.append((hi, train[bins == b, 1].mean(), in_bin))
-    if opts.csv:
-        with open(opts.csv, "w") as f:
-            f.write(f"step,{opts.train},{opts.eval}\n")
-            for hi, mean, in_bin in rows:
-                f.write(f"{hi},{mean:.4f},{f'{in_bin[-1, 1]:.4f}' if len(in_bin) else ''}\n")
+    if opts.csv:  # the results/ format, as the sweep writes it (the env id opens the run's name)
+        from sweep import export_csv
+
+        export_csv([opts.run_dir], Path(opts.run_dir).name.split("__")[0], opts.csv, opts.bin)
         raise SystemExit
     print(f"| steps | {opts.train} (mean over the bin) | {opts.eval} (evaluations in the bin) |")
     print("|---:|---:|---|")

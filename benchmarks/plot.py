@@ -21,11 +21,12 @@ batched simulator, where there are such curves (`results/authors_on_batched/` an
 from __future__ import annotations
 
 import argparse
-import csv
 import re
 from pathlib import Path
 
 import numpy as np
+
+from sweep import read_results
 
 REPO = Path(__file__).resolve().parents[1]
 AUTHORS_REFERENCE = REPO.parent / "shared" / "reference" / "authors_on_batched"
@@ -57,14 +58,14 @@ def paper_steps(env: str, algo: str) -> float:
 
 
 def read_curve(path: Path) -> dict[str, np.ndarray]:
-    """One run's CSV as arrays: step, train, eval (NaN where a bin had no evaluation). Also reads
-    the authors' tool's columns (train_return, eval_return)."""
+    """One run's CSV as columns (step, train, eval, ...; NaN where a bin had no value): our
+    format (`sweep.read_results`), or that of the reference tool's files (train_return, eval_return)."""
     with open(path) as f:
-        rows = list(csv.DictReader(f))
-    def column(*names):
-        name = next(n for n in names if n in rows[0])
-        return np.array([float(r[name]) if r[name] not in ("", "nan") else np.nan for r in rows])
-    return {"step": column("step"), "train": column("train", "train_return"), "eval": column("eval", "eval_return")}
+        header = f.readline().strip().split(",")
+    if "train" in header:
+        return read_results(path)
+    data = np.genfromtxt(path, delimiter=",", names=True, ndmin=1)
+    return {"step": data["step"], "train": data["train_return"], "eval": data["eval_return"]}
 
 
 def load(results: Path, envs: list[str] | None) -> dict[str, dict[str, dict[int, dict]]]:
