@@ -39,14 +39,14 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-SCRIPTS = ("happo", "mappo", "haa2c", "hatrpo")
+SCRIPTS = ("happo", "mappo", "haa2c", "hatrpo", "hatd3")
 ENVS = {"mpe_spread": False, "mpe_spread_continuous": True}  # the batched simulator's ids
 
 p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
 p.add_argument("--harl", required=True, help="path of a checkout of PKU-MARL/HARL")
 p.add_argument("--script", choices=SCRIPTS, default="happo")
 p.add_argument("--env", choices=tuple(ENVS), default="mpe_spread")
-p.add_argument("--iterations", type=int, default=3)
+p.add_argument("--iterations", type=int, default=3, help="iterations (HATD3: gradient steps) compared")
 p.add_argument("--num-envs", type=int, default=20, help="n_rollout_threads (tuned: 20)")
 p.add_argument("--num-steps", type=int, default=200, help="episode_length (tuned: 200)")
 p.add_argument("--seed", type=int, default=1)
@@ -58,7 +58,10 @@ p.add_argument("--their-kl", action="store_true",
 a = p.parse_args()
 
 sys.path.insert(0, os.path.abspath(a.harl))
+if a.script == "hatd3" and a.env != "mpe_spread_continuous":
+    sys.exit("error: hatd3 needs continuous actions: --env mpe_spread_continuous")
 try:
+    import harl.runners.off_policy_base_runner as offr
     import harl.runners.on_policy_base_runner as onr
     from gymnasium import spaces
     from harl.runners import RUNNER_REGISTRY
@@ -162,11 +165,13 @@ def their_runner():
         cfg = json.load(f)
     algo_args, env_args = cfg["algo_args"], cfg["env_args"]
     algo_args["train"].update(n_rollout_threads=a.num_envs, episode_length=a.num_steps)
+    if a.script == "hatd3":  # a short warm-up, then training at once
+        algo_args["train"].update(warmup_steps=50 * a.num_envs, num_env_steps=10**9)
     algo_args["seed"]["seed"] = a.seed
     algo_args["device"].update(cuda=False, torch_threads=1)
     algo_args["eval"]["use_eval"] = False
     algo_args["logger"]["log_dir"] = tempfile.mkdtemp(prefix="harl_check_")
-    onr.make_train_env = lambda *_: HarlSpread(a.num_envs, a.seed)
+    onr.make_train_env = offr.make_train_env = lambda *_: HarlSpread(a.num_envs, a.seed)
     runner = RUNNER_REGISTRY[a.script]({"algo": a.script, "env": "pettingzoo_mpe", "exp_name": "check"},
                                        algo_args, env_args)
     return runner, algo_args
@@ -360,5 +365,96 @@ def their_categorical_kl(old_dist, new_dist):
     return (log_ratio.exp() - 1 - log_ratio).sum(-1).mean()
 
 
+def check_hatd3():
+    """HATD3, gradient step by gradient step: their runner warms up and collects as in its run();
+    before each of their `train()` calls our networks take their weights, target weights and Adam
+    moments (each step compared on its own), then both take the step on the batch their buffer
+    drew, with the same smoothing noise (torch's random state restored) and agent order (their
+    numpy permutation recorded)."""
+    import hatd3 as script
+
+    runner, algo_args = their_runner()
+    algo, model, tr = algo_args["algo"], algo_args["model"], algo_args["train"]
+    args = script.Args(env=a.env, gamma=algo["gamma"], polyak=algo["polyak"], policy_noise=algo["policy_noise"],
+                       noise_clip=algo["noise_clip"], hidden_sizes=tuple(model["hidden_sizes"]))
+    env, n = runner.envs.env, runner.num_agents
+    obs_dims = [spec.obs_dim for spec in env.agents]
+    actors = [script.Actor(spec, args.hidden_sizes) for spec in env.agents]
+    target_actors = [script.Actor(spec, args.hidden_sizes) for spec in env.agents]
+    qfs = [script.QNetwork(env.state_dim, sum(s.act_cols for s in env.agents), args.hidden_sizes) for _ in range(2)]
+    qf_targets = [script.QNetwork(env.state_dim, sum(s.act_cols for s in env.agents), args.hidden_sizes) for _ in range(2)]
+    actor_optimizers = [torch.optim.Adam(x.parameters(), lr=model["lr"], fused=True) for x in actors]
+    critic_optimizer = torch.optim.Adam([q for qf in qfs for q in qf.parameters()], lr=model["critic_lr"], fused=True)
+    c = runner.critic
+    pairs = [(actors[i], runner.actor[i].actor) for i in range(n)] + \
+            [(target_actors[i], runner.actor[i].target_actor) for i in range(n)] + \
+            [(qfs[0], c.critic), (qfs[1], c.critic2), (qf_targets[0], c.target_critic), (qf_targets[1], c.target_critic2)]
+    names = [f"actor {i}" for i in range(n)] + [f"target actor {i}" for i in range(n)] + \
+            ["critic 1", "critic 2", "target critic 1", "target critic 2"]
+    print(f"hatd3 on {a.env}: their runner and our hatd3.py, {a.num_envs} envs, batch {algo['batch_size']}, "
+          f"every gradient step from their weights")
+
+    # their buffer's draw and the torch random state right after it; their agent order
+    drawn = {}
+    sample = runner.buffer.sample
+    def recording_sample():
+        drawn["data"] = sample()
+        drawn["rng"] = torch.get_rng_state()
+        return drawn["data"]
+    runner.buffer.sample = recording_sample
+    permutation = np.random.permutation
+    def recording_permutation(k):
+        drawn["order"] = permutation(k)
+        return drawn["order"]
+    np.random.permutation = recording_permutation
+
+    runner.train_episode_rewards, runner.done_episodes_rewards = np.zeros(a.num_envs), []  # as their run()
+    obs, share_obs, available = runner.warmup()
+    largest, steps = {}, 0
+    while steps < a.iterations:
+        for _ in range(tr["train_interval"]):  # their run(): collect with noise, insert
+            actions = runner.get_actions(obs, available_actions=available, add_random=True)
+            new = runner.envs.step(actions)
+            runner.insert((share_obs, obs.transpose(1, 0, 2), actions.transpose(1, 0, 2), None, new[2], new[3],
+                           new[4], new[1].copy(), new[0].copy(), None))
+            obs, share_obs, available = new[0], new[1], new[5]
+        for _ in range(int(tr["update_per_train"] * tr["train_interval"])):
+            if steps == a.iterations:
+                break
+            for ours, theirs in pairs:
+                copy_params(theirs, ours)
+            for i in range(n):
+                copy_adam_state(runner.actor[i].actor_optimizer, runner.actor[i].actor, actor_optimizers[i], actors[i])
+            for k, theirs in enumerate((c.critic, c.critic2)):
+                copy_adam_state(c.critic_optimizer, theirs, critic_optimizer, qfs[k])
+            drawn.pop("order", None)
+            runner.train()
+            steps += 1
+            (sp_share_obs, sp_obs, sp_actions, _, sp_reward, _, _, sp_term, sp_next_share_obs, sp_next_obs, _,
+             sp_gamma) = drawn["data"]
+            as_t = lambda x: torch.as_tensor(np.asarray(x, dtype=np.float32))  # noqa: E731
+            batch = {"state": as_t(sp_share_obs), "obs": as_t(np.concatenate(list(sp_obs), -1)),
+                     "actions": as_t(np.concatenate(list(sp_actions), -1)), "reward": as_t(sp_reward[:, 0]),
+                     "terminated": as_t(sp_term[:, 0]), "next_state": as_t(sp_next_share_obs),
+                     "next_obs": as_t(np.concatenate(list(sp_next_obs), -1))}
+            assert np.allclose(sp_gamma, algo["gamma"]), "n_step 1: the discount is gamma"
+            torch.set_rng_state(drawn["rng"])
+            script.train_critic(qfs, qf_targets, target_actors, critic_optimizer, batch, obs_dims, args)
+            if "order" in drawn:  # their actor step came with this one
+                script.hatd3_update_actors(actors, actor_optimizers, qfs[0], batch["obs"].split(obs_dims, -1),
+                                           batch["state"], [int(i) for i in drawn["order"]])
+                for target, online in zip(target_actors + qf_targets, actors + qfs):
+                    script.soft_update(target, online, args.polyak)
+            d = {name: param_diff(ours, theirs) for name, (ours, theirs) in zip(names, pairs)}
+            print(f"\ngradient step {steps}" + (f", actors in the order {list(drawn['order'])}" if "order" in drawn
+                                                 else " (critics only)"))
+            print(f"  {'parameters after the step':<40} {'max |ours - theirs|':>20} {'max |theirs|':>13} {'relative':>9}")
+            for name, (diff, scale) in d.items():
+                largest[name] = max(largest.get(name, 0.0), diff / scale)
+                print(f"  {name:<40} {diff:>20.2e} {scale:>13.2e} {diff / scale:>9.1e}")
+    name = max(largest, key=largest.get)
+    print(f"\nlargest relative difference over {steps} gradient steps: {largest[name]:.1e} ({name})")
+
+
 if __name__ == "__main__":
-    main()
+    check_hatd3() if a.script == "hatd3" else main()
