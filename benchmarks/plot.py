@@ -57,6 +57,10 @@ def paper_steps(env: str, algo: str) -> float:
     return 5e6 if algo == "hatd3" else 1e7
 
 
+def seeds_text(n: int) -> str:
+    return f"{n} seed{'s' if n != 1 else ''}"
+
+
 def read_curve(path: Path) -> dict[str, np.ndarray]:
     """One run's CSV as columns (step, train, eval, ...; NaN where a bin had no value): our
     format (`sweep.read_results`), or that of the reference tool's files (train_return, eval_return)."""
@@ -127,7 +131,7 @@ def draw(ax, seeds: dict[int, dict], key: str, color, label: str, band: str | No
     if common.any():
         mean = values[:, common].mean(0)
         ax.plot(grid[common], mean, color=color, linestyle=linestyle, linewidth=1.5 if band else 1,
-                label=f"{label} ({len(values)} seed{'s' if len(values) > 1 else ''})")
+                label=f"{label} ({seeds_text(len(values))})")
         if band:
             lo, hi = ((values[:, common].min(0), values[:, common].max(0)) if band == "minmax" else
                       (mean - values[:, common].std(0), mean + values[:, common].std(0)))
@@ -196,7 +200,7 @@ def table(runs, authors: list[Path], envs: list[str]) -> str:
                 f"| {env} | {LABELS.get(algo, algo)} | {len(seeds)} | {int(at):,} | {stats(ev, digits)} | "
                 f"{stats([final(c, 'train', at) for c in seeds], digits)} | "
                 f"{'' if published is None else f'{published:.{digits}f}'} | {within} | "
-                f"{f'{stats(theirs, digits)} ({len(theirs)} seeds)' if theirs else ''} |")
+                f"{f'{stats(theirs, digits)} ({seeds_text(len(theirs))})' if theirs else ''} |")
     return "\n".join(lines) + "\n"
 
 

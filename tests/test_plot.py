@@ -41,7 +41,7 @@ def test_table_and_figures_from_synthetic_results(tmp_path, capsys):
     rows = {line.split("|")[2].strip(): [c.strip() for c in line.split("|")[1:-1]]
             for line in table.read_text().splitlines()[2:]}
     assert rows["HAPPO"] == ["mpe_spread", "HAPPO", "2", "10,000,000", "-32.0 ± 2.0", "-33.0 ± 2.0", "-25.5",
-                             "no", "-40.0 (1 seeds)"]
+                             "no", "-40.0 (1 seed)"]
     assert rows["MAPPO"] == ["mpe_spread", "MAPPO", "1", "2,000,000", "-45.0", "-50.0", "-20.5",
                              "not yet (shorter run)", ""]  # the authors' HAPPO curve is not MAPPO's
     for name in ("mpe_train.png", "mpe_eval.png"):
