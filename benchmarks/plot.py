@@ -16,6 +16,8 @@ batched simulator, where there are such curves (`results/authors_on_batched/` an
 - `{table}`: a markdown table of final values, the mean +- std over seeds of each seed's last
   10% of evaluations (and of training bins), beside the authors' published values (MPE on the
   mpe2 scale: their v2 figure + 37.5) and the final values of their code on our simulator.
+- `{like_for_like}`: ours beside the authors' code on our simulator (the same MDP) at 1M, 2M, 5M
+  and 1e7 steps, train / eval mean ± std over seeds.
 """
 
 from __future__ import annotations
@@ -121,6 +123,14 @@ def final(curve: dict, key: str, at: float) -> float:
     return float(value[window].mean()) if window.any() else np.nan
 
 
+def stats(values, digits: int) -> str:
+    """mean ± std of the values that are not NaN ("" if none; no std for one)."""
+    values = np.array([v for v in values if not np.isnan(v)])
+    if not len(values):
+        return ""
+    return f"{values.mean():.{digits}f}" + (f" ± {values.std():.{digits}f}" if len(values) > 1 else "")
+
+
 def draw(ax, seeds: dict[int, dict], key: str, color, label: str, band: str | None, linestyle: str = "-") -> None:
     """The mean over seeds where every seed has data (with the band, if any), each seed's own thin
     line beyond that."""
@@ -173,12 +183,6 @@ def table(runs, authors: list[Path], envs: list[str]) -> str:
     lines = ["| env | algorithm | seeds | at steps | eval (ours) | train (ours) | published | within 1 std "
              "| authors' code, our simulator (eval) |", "|---|---|---:|---:|---:|---:|---:|---|---:|"]
 
-    def stats(values, digits):
-        values = np.array([v for v in values if not np.isnan(v)])
-        if not len(values):
-            return ""
-        return f"{values.mean():.{digits}f}" + (f" ± {values.std():.{digits}f}" if len(values) > 1 else "")
-
     for env in envs:
         theirs_of, digits = load_authors(env, authors), 3 if env.startswith("grf") else 1
         for algo in [a for a in ALGOS if a in runs.get(env, {})]:
@@ -204,6 +208,27 @@ def table(runs, authors: list[Path], envs: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def like_for_like(runs, authors: list[Path], envs: list[str], checkpoints=(1e6, 2e6, 5e6, 1e7)) -> str:
+    """Markdown: every algorithm that the authors' code was also run for on our simulator, both
+    implementations at each checkpoint: train / eval as mean ± std over the seeds that got there
+    (their number in brackets), each seed's value the mean of its last 10% of steps up to the
+    checkpoint (as `final`)."""
+    lines = ["| env | algorithm | implementation | " + " | ".join(f"{at:,.0f}" for at in checkpoints) + " |",
+             "|---|---|---|" + "---|" * len(checkpoints)]
+    for env in envs:
+        digits = 3 if env.startswith("grf") else 1
+        for algo, theirs in load_authors(env, authors).items():
+            for implementation, seeds in (("ours", runs.get(env, {}).get(algo, {})), ("authors' code", theirs)):
+                cells = []
+                for at in checkpoints:
+                    reached = [c for c in seeds.values() if c["step"][-1] >= at]
+                    train, ev = ([final(c, key, at) for c in reached] for key in ("train", "eval"))
+                    cells.append(f"{stats(train, digits) or 'n/a'} / {stats(ev, digits) or 'n/a'} ({len(reached)})"
+                                 if reached else "")
+                lines.append(f"| {env} | {LABELS.get(algo, algo)} | {implementation} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--results", type=Path, default=REPO / "results")
@@ -214,6 +239,8 @@ def main(argv=None) -> None:
     parser.add_argument("--band", choices=("minmax", "std"), default="minmax", help="shaded band across seeds")
     parser.add_argument("--out", type=Path, default=REPO / "results" / "figures", help="directory of the PNGs")
     parser.add_argument("--table", type=Path, default=REPO / "results" / "table.md", help="markdown table file")
+    parser.add_argument("--like-for-like", type=Path, default=REPO / "results" / "like_for_like.md",
+                        help="markdown table of ours and the authors' code on our simulator at 1M, 2M, 5M, 1e7 steps")
     opts = parser.parse_args(argv)
     runs = load(opts.results, opts.envs)
     authors = opts.authors if opts.authors is not None else [opts.results / "authors_on_batched", AUTHORS_REFERENCE]
@@ -231,6 +258,9 @@ def main(argv=None) -> None:
     opts.table.write_text(table(runs, authors, envs))
     print(f"wrote {opts.table}\n")
     print(opts.table.read_text())
+    opts.like_for_like.write_text(like_for_like(runs, authors, envs))
+    print(f"wrote {opts.like_for_like}\n")
+    print(opts.like_for_like.read_text())
 
 
 if __name__ == "__main__":
