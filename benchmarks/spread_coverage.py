@@ -40,11 +40,22 @@ def load_actors(ckpt: dict, env: BatchedSpread):
     return module, actors
 
 
+def uncovered(agents: np.ndarray, landmarks: np.ndarray, radius: float) -> np.ndarray:
+    """Per episode, the number of landmarks with no agent within `radius`: agents (E, N, 2),
+    landmarks (E, L, 2) -> (E,)."""
+    distance = np.linalg.norm(agents[:, :, None] - landmarks[:, None], axis=-1)  # (episode, agent, landmark)
+    return (distance.min(1) > radius).sum(1)
+
+
 @torch.inference_mode()
 def coverage(path: str, episodes: int, radius: float, seed: int) -> tuple[float, np.ndarray]:
     """Mean return and the share of episodes ending with k = 0..N landmarks uncovered."""
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    if ckpt.get("algo") not in SCRIPTS or ckpt.get("env") not in ("mpe_spread", "mpe_spread_continuous"):
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # a missing file, or not a checkpoint
+        sys.exit(f"error: cannot read {path} as a checkpoint ({type(err).__name__}); give the "
+                 f"`.cleanrl_model` files that --save-model writes")
+    if not isinstance(ckpt, dict) or ckpt.get("algo") not in SCRIPTS or ckpt.get("env") not in ("mpe_spread", "mpe_spread_continuous"):
         sys.exit(f"error: {path} is a {ckpt.get('algo')} checkpoint for {ckpt.get('env')}; valid: "
                  f"{', '.join(SCRIPTS)} on mpe_spread or mpe_spread_continuous")
     env = BatchedSpread(episodes, continuous=ckpt["env"] == "mpe_spread_continuous")
@@ -57,9 +68,8 @@ def coverage(path: str, episodes: int, radius: float, seed: int) -> tuple[float,
         action, _ = module.joint_act(actors, torch.as_tensor(obs), [env.agent_obs_dim] * env.N, deterministic=True)
         obs, _, reward, *_ = env.step(action.numpy())
         returns += reward  # the team reward
-    distance = np.linalg.norm(agents[:, :, None] - landmarks[:, None], axis=-1)  # (episode, agent, landmark)
-    uncovered = (distance.min(1) > radius).sum(1)
-    return float(returns.mean()), np.bincount(uncovered, minlength=env.N + 1) / episodes
+    counts = uncovered(agents, landmarks, radius)
+    return float(returns.mean()), np.bincount(counts, minlength=env.N + 1) / episodes
 
 
 if __name__ == "__main__":
