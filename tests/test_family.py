@@ -128,7 +128,7 @@ def test_fisher_vector_product_equals_the_hessian_of_the_kl(spec):
     """(H + damping I) v against H formed explicitly: the Hessian of the mean KL(pi_old || pi_theta)
     w.r.t. the flat parameters at theta = theta_old, on a tiny network, in float64."""
     torch.manual_seed(0)
-    actor = hatrpo.Actor(spec, (4,)).double()
+    actor = hatrpo.Actor(spec, (4, 3)).double()
     with torch.no_grad():
         for p in actor.parameters():  # away from init, where some layers are still zero
             p.add_(0.3 * torch.randn_like(p))
