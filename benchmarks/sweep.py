@@ -43,6 +43,7 @@ import fcntl
 import json
 import math
 import os
+import re
 import shlex
 import shutil
 import signal
@@ -369,13 +370,30 @@ def export(run: Run, settings: Settings) -> int | None:
 
 # ---- locally: a pool of runs ----
 
+PROGRESS_LEFT = re.compile(r"left (?:(\d+) days?, )?(\d+):(\d\d):(\d\d)")
+
+
+def reported_left(run: Run) -> float | None:
+    """The seconds left that the run's last progress line reports (`... left 0:09:08`), if any."""
+    try:
+        with open(run.path / LOG, "rb") as f:
+            f.seek(max(f.seek(0, os.SEEK_END) - 4096, 0))
+            tail = f.read().decode(errors="replace")
+    except OSError:
+        return None
+    if not (found := PROGRESS_LEFT.findall(tail)):
+        return None
+    days, h, m, s = found[-1]
+    return ((int(days or 0) * 24 + int(h)) * 60 + int(m)) * 60 + int(s)
+
+
 class Pool:
     """The runs of a sweep on this machine, at most `size` at a time, each its own process."""
 
     def __init__(self, runs: list[Run], settings: Settings, size: int):
         self.pending, self.settings, self.size = list(runs), settings, size
         self.running: dict[Run, tuple[subprocess.Popen, float]] = {}
-        self.durations: list[float] = []  # of the runs that completed
+        self.durations: list[tuple[Run, float]] = []  # of the runs that completed
         self.failed: list[Run] = []
         self.started = time.time()
 
@@ -392,7 +410,7 @@ class Pool:
             del self.running[run]
             finish(run, proc.returncode, self.settings)
             if proc.returncode == 0:
-                self.durations.append(time.time() - t)
+                self.durations.append((run, time.time() - t))
             elif not stopped(proc.returncode):
                 self.failed.append(run)
             print(outcome(run, proc.returncode, time.time() - t), flush=True)
@@ -404,11 +422,25 @@ class Pool:
             proc.send_signal(signum)
 
     def time_left(self) -> float | None:
-        """From the mean duration of the runs completed so far: the work left, spread over the pool."""
-        if not self.durations:
+        """The work left, spread over the pool. A running run: what its last progress line says
+        is left. A pending one: the mean length of its script's runs, completed or projected
+        (elapsed + left), else of all runs: scripts differ in cost up to 5x, and a resumed run
+        needs only what its checkpoint lacks."""
+        now, lengths, work = time.time(), {}, 0.0
+        for run, seconds in self.durations:
+            lengths.setdefault(run.algo, []).append(seconds)
+        unknown = 0
+        for run, (_, started) in self.running.items():
+            if (left := reported_left(run)) is None:
+                unknown += 1
+            else:
+                work += left
+                lengths.setdefault(run.algo, []).append(now - started + left)
+        every = [s for seconds in lengths.values() for s in seconds]
+        if not every:
             return None
-        mean, now = np.mean(self.durations), time.time()
-        work = len(self.pending) * mean + sum(max(mean - (now - t), 0) for _, t in self.running.values())
+        work += unknown * float(np.mean(every))
+        work += sum(float(np.mean(lengths.get(run.algo, every))) for run in self.pending)
         return work / self.size
 
     def progress(self) -> str:

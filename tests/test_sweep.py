@@ -93,6 +93,26 @@ def test_pool_size_follows_cores_and_memory(monkeypatch):
     assert sweep.pool_size([mpe] * 3, cpus=1)[0] == 3  # never more than the runs
 
 
+def test_time_left_takes_each_running_runs_own_estimate_and_each_scripts_own_length(tmp_path):
+    def run(script, seed, log=None):
+        r = Run(script, "mpe_spread", seed, (), str(tmp_path / f"{script}{seed}"))
+        r.path.mkdir()
+        if log:
+            (r.path / sweep.LOG).write_text(log)
+        return r
+
+    now = time.time()
+    pool = sweep.Pool([], settings(tmp_path), size=2)
+    pool.durations = [(run("happo.py", 1), 150.0)]
+    slow = run("hatrpo.py", 1, "iter 5/10 step 50 SPS 9 elapsed 0:00:50 left 0:04:00\niter 6/10 step 60 left 0:05:00\n")
+    pool.running = {slow: (None, now - 50), run("haa2c.py", 1, "no progress line yet"): (None, now)}
+    pool.pending = [run("hatrpo.py", 2), run("hatrpo.py", 3), run("happo.py", 2), run("mappo.py", 1)]
+    # running: 300 s left (its last line), the haa2c run the mean of all, (150 + 350) / 2;
+    # pending: hatrpo as long as the running one projects (50 + 300), happo 150, mappo the mean
+    assert pool.time_left() == pytest.approx((300 + 250 + 2 * 350 + 150 + 250) / 2, abs=1)
+    assert sweep.reported_left(run("mappo.py", 2, "iter 1/9 left 1 day, 2:03:04\n")) == 93784
+
+
 @pytest.mark.parametrize("args, named", [
     (["--scripts", "nope.py", "--envs", "mpe_spread", "--seeds", "1"], "valid scripts: happo.py, happo_rga.py"),
     (["--scripts", "happo.py", "--envs", "mpe_nope", "--seeds", "1"], "valid envs: mpe_spread, mpe_spread_continuous"),
