@@ -424,7 +424,7 @@ class Pool:
     def time_left(self) -> float | None:
         """The work left, spread over the pool. A running run: what its last progress line says
         is left. A pending one: the mean length of its script's runs, completed or projected
-        (elapsed + left), else of all runs: scripts differ in cost up to 5x, and a resumed run
+        (elapsed + left), else of all runs: scripts differ in cost several times, and a resumed run
         needs only what its checkpoint lacks."""
         now, lengths, work = time.time(), {}, 0.0
         for run, seconds in self.durations:
