@@ -11,8 +11,10 @@ batched simulator, where there are such curves (`results/authors_on_batched/` an
 - `{out}/{family}_{train|eval}.png`: one panel per env, one colour per algorithm (the same in
   every figure), the mean over seeds as a line with a shaded band (min-max over seeds, or
   +- one std with `--band std`) where every seed has data, each seed's own thin line beyond that;
-  the authors' code on the same simulator dashed in the algorithm's colour. MPE returns are on
-  the mpe2 scale; football plots score rates.
+  the authors' code on the same simulator dashed in the algorithm's colour, their published
+  football curves (`results/published/`, read off their figure by `benchmarks/digitize.py`)
+  dotted. MPE returns are on the mpe2 scale; football plots score rates against log-scaled
+  steps.
 - `{table}`: a markdown table of final values, the mean +- std over seeds of each seed's last
   10% of evaluations (and of training bins), beside the authors' published values (MPE on the
   mpe2 scale: their v2 figure + 37.5) and the final values of their code on our simulator.
@@ -99,6 +101,17 @@ def load_authors(env: str, directories: list[Path]) -> dict[str, dict[int, dict]
     return out
 
 
+def load_published(env: str, directory: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """The authors' published curves of `env`, read off their figure by `benchmarks/digitize.py`
+    ({directory}/{env}.csv): {algo: (steps, values)}, the points where the line was visible."""
+    path = directory / f"{env}.csv"
+    if not path.exists():
+        return {}
+    data = np.genfromtxt(path, delimiter=",", names=True, ndmin=1)
+    return {algo: (data["step"][~np.isnan(data[algo])], data[algo][~np.isnan(data[algo])])
+            for algo in data.dtype.names[1:]}
+
+
 def aligned(seeds: dict[int, dict], key: str):
     """The seeds' `key` curves on one grid of steps (the bins' ends), NaN-free points only:
     (grid, values (seeds, grid) with NaN where a seed has no data), interpolated linearly
@@ -152,7 +165,8 @@ def draw(ax, seeds: dict[int, dict], key: str, color, label: str, band: str | No
             ax.plot(grid[beyond], seed_values[beyond], color=color, linestyle=linestyle, linewidth=0.7, alpha=0.6)
 
 
-def plot(runs, authors: list[Path], envs: list[str], key: str, band: str, path: Path, football: bool) -> None:
+def plot(runs, authors: list[Path], published: Path, envs: list[str], key: str, band: str, path: Path,
+         football: bool) -> None:
     import matplotlib
 
     matplotlib.use("Agg")  # no display needed
@@ -164,8 +178,13 @@ def plot(runs, authors: list[Path], envs: list[str], key: str, band: str, path: 
             draw(ax, runs[env][algo], key, COLORS.get(algo, "black"), LABELS.get(algo, algo), band)
         for algo, seeds in load_authors(env, authors).items():
             draw(ax, seeds, key, COLORS.get(algo, "black"), f"{LABELS.get(algo, algo)}, authors' code", None, "--")
+        for algo, (steps, values) in load_published(env, published).items():
+            ax.plot(steps, values, color=COLORS.get(algo, "black"), linestyle=":", linewidth=1.2,
+                    label=f"{LABELS.get(algo, algo)}, published (read off the figure)")
         ax.set_title(env)
-        ax.set_xlabel("env steps")
+        if football:  # runs on a laptop cover the first few percent of the papers' 25M-50M steps
+            ax.set_xscale("log")
+        ax.set_xlabel("env steps" + (" (log scale)" if football else ""))
         ax.set_ylabel(("score rate" if football else "episode return (mpe2 scale)") + f", {key}")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
@@ -235,6 +254,8 @@ def main(argv=None) -> None:
     parser.add_argument("--authors", type=Path, nargs="*", default=None,
                         help="directories of the authors' code's curves on our simulator "
                              "(default: RESULTS/authors_on_batched and ../shared/reference/authors_on_batched)")
+    parser.add_argument("--published", type=Path, default=REPO / "results" / "published",
+                        help="directory of the published curves read off the authors' figure (benchmarks/digitize.py)")
     parser.add_argument("--envs", nargs="*", help="env ids to draw (default: every env in --results)")
     parser.add_argument("--band", choices=("minmax", "std"), default="minmax", help="shaded band across seeds")
     parser.add_argument("--out", type=Path, default=REPO / "results" / "figures", help="directory of the PNGs")
@@ -252,7 +273,7 @@ def main(argv=None) -> None:
         for key in ("train", "eval"):
             if members:
                 path = opts.out / f"{family}_{key}.png"
-                plot(runs, authors, members, key, opts.band, path, football=family == "football")
+                plot(runs, authors, opts.published, members, key, opts.band, path, football=family == "football")
                 print(f"wrote {path}")
     opts.table.parent.mkdir(parents=True, exist_ok=True)
     opts.table.write_text(table(runs, authors, envs))

@@ -1,5 +1,5 @@
 """benchmarks/plot.py on small synthetic results: the table holds the numbers written, the
-figures exist."""
+figures exist; benchmarks/digitize.py reads back curves drawn in the authors' colours."""
 
 import sys
 
@@ -8,6 +8,7 @@ import numpy as np
 from conftest import REPO
 
 sys.path.insert(0, str(REPO / "benchmarks"))
+import digitize  # noqa: E402
 import plot  # noqa: E402
 
 
@@ -55,3 +56,24 @@ def test_table_and_figures_from_synthetic_results(tmp_path, capsys):
         png = (out / name).read_bytes()
         assert png.startswith(b"\x89PNG") and len(png) > 10_000
     assert not (out / "football_train.png").exists()  # no football results, no football figure
+
+
+def test_digitize_reads_back_curves_drawn_in_the_authors_colours():
+    """A white canvas with a panel laid out as in the authors' figure: a two-pixel HAPPO line in
+    their dark blue rising linearly to 0.8, a MAPPO line in their green at 0.5, and a pale blue
+    band (as their shaded seeds' range) that must not be taken for a line. The reading returns
+    the drawn values to within 1.5 pixel rows (a two-pixel line, rounding, the crossing), at
+    the panel's steps."""
+    x0, x1, y0, y100 = 50, 350, 250, 30
+    canvas = np.full((300, 400, 3), 255)
+    columns = np.arange(x0, x1 + 1)
+    happo = 0.8 * (columns - x0) / (x1 - x0)
+    rows = np.round(y0 - happo * (y0 - y100)).astype(int)
+    canvas[40:60, x0:x1 + 1] = (200, 200, 255)  # band, above both lines
+    canvas[rows, columns] = canvas[rows - 1, columns] = (18, 28, 151)
+    canvas[y0 - 110, x0:x1 + 1] = (50, 205, 50)
+    steps, curves = digitize.read_panel(digitize.line_masks(canvas), (x0, x1, 2.5e7, y0, y100))
+    assert steps[0] == 0 and steps[-1] == 2.5e7 and len(steps) == len(columns)
+    tolerance = 1.5 / (y0 - y100)
+    assert np.abs(curves["happo"] - happo).max() <= tolerance
+    assert np.abs(curves["mappo"] - 0.5).max() <= tolerance
