@@ -457,7 +457,7 @@ def run_local(runs: list[Run], settings: Settings, size: int) -> int:
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda signum, frame: stop.append(signum))
     reported = time.time()
-    while pool.pending or pool.running:
+    while pool.running or (pool.pending and not stop):  # once stopped, pending runs wait for the next command
         if not stop:
             pool.fill()
         elif not stopping:  # the first signal is passed on, once; later ones are not

@@ -244,7 +244,9 @@ def check_resumed_curve(directory: Path, csv: dict, seconds: float) -> None:
 
 
 def test_ctrl_c_stops_every_run_with_a_checkpoint_and_the_same_command_resumes(tmp_path):
-    args = sweep_args(tmp_path, "--bin", "1000", "--workers", "2", seeds=("1", "2"), flags=LONG)
+    """Two runs at a time, three in all: Ctrl-C stops the two running ones with checkpoints, and
+    the sweep exits without starting the third; the same command runs all three to the end."""
+    args = sweep_args(tmp_path, "--bin", "1000", "--workers", "2", seeds=("1", "2", "3"), flags=LONG)
     began = time.time()
     # its own process group, as a terminal's foreground job: Ctrl-C reaches the group
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
@@ -261,11 +263,13 @@ def test_ctrl_c_stops_every_run_with_a_checkpoint_and_the_same_command_resumes(t
     for seed in (1, 2):
         assert not (run_dir(tmp_path, seed) / "done").exists() and not locked(run_dir(tmp_path, seed))
         assert logged(run_dir(tmp_path, seed), "interrupted after iteration")  # once: no traceback below
+    assert not run_dir(tmp_path, 3).exists()
 
     began = time.time()
     again = subprocess.run(args, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stdout + again.stderr
-    assert "2 to run (2 from a checkpoint)" in again.stdout and "resume mpe_spread__happo__1 from runs/" in again.stdout
+    assert "3 to run (2 from a checkpoint)" in again.stdout and "resume mpe_spread__happo__1 from runs/" in again.stdout
+    assert (run_dir(tmp_path, 3) / "done").exists()
     for seed in (1, 2):
         assert (run_dir(tmp_path, seed) / "done").exists()
         check_resumed_curve(run_dir(tmp_path, seed), csv_of(tmp_path, seed), first + time.time() - began)
