@@ -74,8 +74,8 @@ class Args:
     """minibatches per pass, for each actor and for the critic"""
     hidden_sizes: tuple[int, ...] = (128, 128)
     """hidden layer widths of the actors' heads (eq. 9); the critic's head uses the first (eq. 10)"""
-    rga_channels: int = 16
-    """channels C of the entity tokens' feature map"""
+    rga_channels: int = 32
+    """channels C of the tokens' feature map, so h's width after pooling (README: at 16, continuous spread learnt worse)"""
     rga_ratio: int = 8
     """reduction ratio of the RGA embeddings (each reduced width is max(2, width // ratio))"""
     rga_spatial: bool = True

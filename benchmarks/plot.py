@@ -35,11 +35,12 @@ from sweep import read_results
 REPO = Path(__file__).resolve().parents[1]
 AUTHORS_REFERENCE = REPO.parent / "shared" / "reference" / "authors_on_batched"
 
-ALGOS = ["mappo", "happo", "happo_rga", "hatrpo", "haa2c", "hatd3"]  # legend order
-COLORS = {"mappo": "tab:blue", "happo": "tab:orange", "happo_rga": "tab:red", "hatrpo": "tab:green",
-          "haa2c": "tab:purple", "hatd3": "tab:brown"}
-LABELS = {"mappo": "MAPPO", "happo": "HAPPO", "happo_rga": "HAPPO-RGA", "hatrpo": "HATRPO", "haa2c": "HAA2C",
-          "hatd3": "HATD3"}
+# happo_rga_c16: HAPPO-RGA at its first default width, C = 16 (README, "HAPPO-RGA")
+ALGOS = ["mappo", "happo", "happo_rga", "happo_rga_c16", "hatrpo", "haa2c", "hatd3"]  # legend order
+COLORS = {"mappo": "tab:blue", "happo": "tab:orange", "happo_rga": "tab:red", "happo_rga_c16": "tab:pink",
+          "hatrpo": "tab:green", "haa2c": "tab:purple", "hatd3": "tab:brown"}
+LABELS = {"mappo": "MAPPO", "happo": "HAPPO", "happo_rga": "HAPPO-RGA", "happo_rga_c16": "HAPPO-RGA, C = 16",
+          "hatrpo": "HATRPO", "haa2c": "HAA2C", "hatd3": "HATD3"}
 # The authors' published final values, read off their curves (NOTES §2, §3): MPE returns on the
 # mpe2 scale (their simple_spread_v2 figure + 37.5) at 1e7 steps (HATD3: 5e6); football score
 # rates (6 seeds; CA hard at 50M steps, others 25M).
