@@ -62,6 +62,14 @@ def paper_steps(env: str, algo: str) -> float:
     return 5e6 if algo == "hatd3" else 1e7
 
 
+def split_by_length(seeds: dict[int, dict], env: str, algo: str) -> tuple[dict, dict]:
+    """(seeds that reached the paper's length, the others); while none has, all are the first.
+    A sweep exports a run's curve on every resume, so a run still going sits in results/ beside
+    finished ones: it must not pull the finished seeds' final value back to its own steps."""
+    full = {seed: c for seed, c in seeds.items() if c["step"][-1] >= paper_steps(env, algo)}
+    return (full, {seed: c for seed, c in seeds.items() if seed not in full}) if full else (seeds, {})
+
+
 def seeds_text(n: int) -> str:
     return f"{n} seed{'s' if n != 1 else ''}"
 
@@ -145,9 +153,10 @@ def stats(values, digits: int) -> str:
     return f"{values.mean():.{digits}f}" + (f" ± {values.std():.{digits}f}" if len(values) > 1 else "")
 
 
-def draw(ax, seeds: dict[int, dict], key: str, color, label: str, band: str | None, linestyle: str = "-") -> None:
+def draw(ax, seeds: dict[int, dict], key: str, color, label: str | None, band: str | None,
+         linestyle: str = "-") -> None:
     """The mean over seeds where every seed has data (with the band, if any), each seed's own thin
-    line beyond that."""
+    line beyond that; with no label, a faint line outside the legend."""
     grid, values = aligned(seeds, key)
     if not len(grid):
         return
@@ -155,7 +164,7 @@ def draw(ax, seeds: dict[int, dict], key: str, color, label: str, band: str | No
     if common.any():
         mean = values[:, common].mean(0)
         ax.plot(grid[common], mean, color=color, linestyle=linestyle, linewidth=1.5 if band else 1,
-                label=f"{label} ({seeds_text(len(values))})")
+                alpha=1 if label else 0.6, label=f"{label} ({seeds_text(len(values))})" if label else None)
         if band:
             lo, hi = ((values[:, common].min(0), values[:, common].max(0)) if band == "minmax" else
                       (mean - values[:, common].std(0), mean + values[:, common].std(0)))
@@ -176,7 +185,10 @@ def plot(runs, authors: list[Path], published: Path, envs: list[str], key: str, 
     fig, axes = plt.subplots(1, len(envs), figsize=(5 * len(envs), 3.8), squeeze=False)
     for ax, env in zip(axes[0], envs):
         for algo in [a for a in ALGOS if a in runs[env]] + sorted(set(runs[env]) - set(ALGOS)):
-            draw(ax, runs[env][algo], key, COLORS.get(algo, "black"), LABELS.get(algo, algo), band)
+            full, shorter = split_by_length(runs[env][algo], env, algo)
+            draw(ax, full, key, COLORS.get(algo, "black"), LABELS.get(algo, algo), band)
+            for curve in shorter.values():  # runs still going: thin, outside the mean
+                draw(ax, {0: curve}, key, COLORS.get(algo, "black"), None, None)
         for algo, seeds in load_authors(env, authors).items():
             draw(ax, seeds, key, COLORS.get(algo, "black"), f"{LABELS.get(algo, algo)}, authors' code", None, "--")
         for algo, (steps, values) in load_published(env, published).items():
@@ -196,7 +208,8 @@ def plot(runs, authors: list[Path], published: Path, envs: list[str], key: str, 
 
 
 def table(runs, authors: list[Path], envs: list[str]) -> str:
-    """Markdown: per env and algorithm, at the steps every seed of ours reached: our final eval
+    """Markdown: per env and algorithm, at the steps every seed of ours reached (of the seeds that
+    reached the paper's length, if any; the others are counted as running): our final eval
     and train (mean +- std over seeds), the published value (at the paper's full length) and
     whether ours is within one std of it, and the authors' code on our simulator at the same
     steps (the seeds of theirs that got there)."""
@@ -206,7 +219,8 @@ def table(runs, authors: list[Path], envs: list[str]) -> str:
     for env in envs:
         theirs_of, digits = load_authors(env, authors), 3 if env.startswith("grf") else 1
         for algo in [a for a in ALGOS if a in runs.get(env, {})]:
-            seeds = runs[env][algo].values()
+            full, shorter = split_by_length(runs[env][algo], env, algo)
+            seeds = full.values()
             at = min(c["step"][-1] for c in seeds)
             ev = [final(c, "eval", at) for c in seeds]
             published = PUBLISHED.get(env, {}).get(algo)
@@ -220,8 +234,9 @@ def table(runs, authors: list[Path], envs: list[str]) -> str:
             else:
                 within = "yes" if abs(np.mean(valid) - published) <= np.std(valid) else "no"
             theirs = [final(c, "eval", at) for c in theirs_of.get(algo, {}).values() if c["step"][-1] >= at]
+            count = f"{len(seeds)}" + (f" (+{len(shorter)} running)" if shorter else "")
             lines.append(
-                f"| {env} | {LABELS.get(algo, algo)} | {len(seeds)} | {int(at):,} | {stats(ev, digits)} | "
+                f"| {env} | {LABELS.get(algo, algo)} | {count} | {int(at):,} | {stats(ev, digits)} | "
                 f"{stats([final(c, 'train', at) for c in seeds], digits)} | "
                 f"{'' if published is None else f'{published:.{digits}f}'} | {within} | "
                 f"{f'{stats(theirs, digits)} ({seeds_text(len(theirs))})' if theirs else ''} |")
