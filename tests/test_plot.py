@@ -33,8 +33,10 @@ def test_table_and_figures_from_synthetic_results(tmp_path, capsys):
         evals[1::2] = np.nan  # an evaluation every other bin
         write_run(tmp_path / "results" / "mpe_spread" / "happo" / f"seed{seed}.csv", steps,
                   np.where(late, level - 1, -70.0), evals)
+    running = np.full(20, -60.0)
+    running[1::2] = np.nan  # as the others: no evaluation in (0.9M, 1M]
     write_run(tmp_path / "results" / "mpe_spread" / "happo" / "seed3.csv", steps[:20], np.full(20, -70.0),
-              evals[:20])  # still running: counted beside the two, not averaged into their row
+              running)  # still running: counted beside the two, not averaged into their row
     write_run(tmp_path / "results" / "mpe_spread" / "mappo" / "seed1.csv", steps[:20], np.full(20, -50.0),
               np.full(20, -45.0))
     write_run(tmp_path / "authors" / "mpe_spread" / "happo" / "seed1.csv", steps, np.full(100, -41.0),
