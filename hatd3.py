@@ -17,7 +17,8 @@ import time
 from dataclasses import asdict, dataclass
 from datetime import timedelta
 
-from common.config import check_positive, exit_on_interrupt, fail, parse_args
+from common.checks import check_checkpoint_file, load_states, read_checkpoint
+from common.config import exit_on_interrupt, fail, parse_args
 from common.envs import CORES, check_backend
 
 ALGO = "hatd3"
@@ -34,7 +35,7 @@ class Args:
     torch_deterministic: bool = True
     """if toggled, `torch.backends.cudnn.deterministic=True`"""
     cuda: bool = False
-    """if toggled, train on the GPU when one is available"""
+    """if toggled, train on the GPU; without a usable one the run stops at once (exit 2), no CPU fallback"""
     track: bool = False
     """if toggled, also log to Weights and Biases (needs `pip install wandb`)"""
     wandb_project_name: str = "harl-cleanrl"
@@ -58,7 +59,7 @@ class Args:
     num_workers: int = CORES
     """env worker processes, shared by training and evaluation envs (0: in this process); default: the cores available"""
     torch_threads: int = 0
-    """torch CPU threads; 0: the cores the env worker processes leave free, at most 4"""
+    """torch CPU threads; 0: per phase, the cores the env workers leave free (at most 4) while collecting, all cores while updating"""
     train_interval: int = 50
     """vector-env steps collected between two training phases (one iteration)"""
     update_per_train: float = 1.0
@@ -99,10 +100,7 @@ class Args:
 
 
 def check_args(args: Args) -> None:
-    check_positive(args, "total_timesteps", "num_envs", "train_interval", "update_per_train", "buffer_size",
-                   "batch_size", "policy_frequency", "eval_episodes", "num_eval_envs", "log_interval")
-    if min(args.num_workers, args.eval_interval, args.torch_threads, args.warmup_steps, args.checkpoint_interval) < 0:
-        fail("--num-workers, --eval-interval, --torch-threads, --warmup-steps and --checkpoint-interval must be >= 0")
+    """What the ranges of single flags (checked as they are parsed: common/checks.py) leave out."""
     if args.total_timesteps < args.num_envs * args.train_interval:
         fail(f"--total-timesteps {args.total_timesteps} is less than one iteration's "
              f"{args.num_envs * args.train_interval} steps (num-envs x train-interval)")
@@ -112,8 +110,8 @@ def check_args(args: Args) -> None:
         check_backend(args.env, args.env_backend)
     except ValueError as err:
         fail(str(err))
-    if args.resume is not None and not os.path.isfile(args.resume):
-        fail(f"--resume {args.resume}: no such file")
+    if args.resume is not None:
+        check_checkpoint_file(args.resume)
 
 
 if __name__ == "__main__":
@@ -127,7 +125,7 @@ import torch  # noqa: E402
 import torch.nn as nn  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-from common.envs import make_vec_envs, record_episode  # noqa: E402
+from common.envs import EnvWorkerFailure, make_vec_envs, record_episode  # noqa: E402
 
 
 def plain_mlp(sizes) -> nn.Sequential:
@@ -305,20 +303,12 @@ def save_checkpoint(path, nets, optimizers, args, global_step, iteration, num_up
     os.replace(path + ".tmp", path)  # atomic: a run killed while saving keeps its previous checkpoint
 
 
-def load_checkpoint(path, args: Args):
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    if ckpt.get("algo") != ALGO or ckpt.get("env") != args.env:
-        fail(f"--resume {path} is a {ckpt.get('algo')} checkpoint for {ckpt.get('env')}, "
-             f"not {ALGO} for {args.env}")
-    return ckpt
-
-
 if __name__ == "__main__":
     from copy import deepcopy
 
     from torch.utils.tensorboard import SummaryWriter
 
-    ckpt = load_checkpoint(args.resume, args) if args.resume else None
+    ckpt = read_checkpoint(args.resume, ALGO, args.env) if args.resume else None
     run_name = f"{args.env}__{args.exp_name}__{args.seed}__{int(time.time())}"
     config_table = "\n".join(f"|{key}|{value}|" for key, value in asdict(args).items())
     print(f"{run_name}\n|param|value|\n|-|-|\n{config_table}")
@@ -335,7 +325,11 @@ if __name__ == "__main__":
     torch.manual_seed(args.seed)
     torch.backends.cudnn.deterministic = args.torch_deterministic
     workers = 0 if args.env_backend == "batched" else args.num_workers
-    torch.set_num_threads(args.torch_threads or max(1, min(4, CORES - workers)))
+    # torch threads per phase: collecting (rollout, evaluation) gets the cores the env workers
+    # leave free, the update, while the workers wait, every core; --torch-threads fixes both
+    collect_threads = args.torch_threads or max(1, min(4, CORES - workers))
+    update_threads = args.torch_threads or CORES
+    torch.set_num_threads(collect_threads)
     device = torch.device("cuda" if torch.cuda.is_available() and args.cuda else "cpu")
 
     # env setup: evaluation envs share the training envs' worker processes
@@ -364,9 +358,8 @@ if __name__ == "__main__":
 
     global_step, start_iteration, num_updates = 0, 1, 0
     if ckpt is not None:
-        for name, modules in {**nets, **optimizers}.items():
-            for module, sd in zip(modules, ckpt[name]):
-                module.load_state_dict(sd)
+        load_states(args.resume, [pair for name, modules in {**nets, **optimizers}.items()
+                                  for pair in zip(modules, ckpt[name])])
         global_step, start_iteration, num_updates = ckpt["global_step"], ckpt["iteration"] + 1, ckpt["num_updates"]
         print(f"resumed from {args.resume} at step {global_step}; the replay buffer starts empty and "
               f"training waits for {args.warmup_steps} transitions", flush=True)
@@ -393,8 +386,12 @@ if __name__ == "__main__":
             learning = rb.size >= max(args.warmup_steps, 1)
 
             # collection: uniformly random actions during the warm-up, then the policy plus noise
+            # (if an env worker fails, it is restarted and the phase collected again from its first step;
+            # the transitions already stored stay, as valid as any others off-policy)
+            torch.set_num_threads(collect_threads)
             tick = time.time()
-            for step in range(args.train_interval):
+            step, phase_step = 0, global_step
+            while step < args.train_interval:
                 with torch.inference_mode():
                     if global_step < args.warmup_steps:
                         action = torch.cat([actor.uniform(E, device) for actor in actors], -1)
@@ -404,7 +401,12 @@ if __name__ == "__main__":
                                             for actor, o in zip(actors, obs_t)], -1)
                 global_step += E
                 obs, state = next_obs, next_state
-                next_obs, next_state, reward, terminated, truncated, info = envs.step(action.cpu().numpy())
+                try:
+                    next_obs, next_state, reward, terminated, truncated, info = envs.step(action.cpu().numpy())
+                except EnvWorkerFailure as err:
+                    next_obs, next_state = envs.recover(err, phase_step)
+                    step, global_step = 0, phase_step
+                    continue
                 done = terminated | truncated
                 real_next_obs, real_next_state = real_next(next_obs, next_state, done, info)
                 if done.any():
@@ -413,8 +415,10 @@ if __name__ == "__main__":
                     writer.add_scalar("charts/episodic_length", info["episode_length"][done].mean(), global_step)
                 rb.add(obs=obs, state=state, actions=action, reward=reward, terminated=terminated,
                        next_obs=real_next_obs, next_state=real_next_state)
+                step += 1
             collect_time += time.time() - tick
 
+            torch.set_num_threads(update_threads)
             # training: critics every gradient step; actors, then all targets, every
             # `policy_frequency` steps, each actor in a fresh random order
             tick = time.time()
@@ -447,7 +451,14 @@ if __name__ == "__main__":
                 save_checkpoint(checkpoint_path, nets, optimizers, args, global_step, iteration, num_updates)
 
             if args.eval_interval and (iteration % args.eval_interval == 0 or iteration == num_iterations):
-                eval_return = float(np.mean(evaluate(actors, eval_envs, obs_dims, args.eval_episodes, device)))
+                torch.set_num_threads(collect_threads)
+                eval_returns = None
+                while eval_returns is None:  # an env worker's failure: restarted (training envs reset), again
+                    try:
+                        eval_returns = evaluate(actors, eval_envs, obs_dims, args.eval_episodes, device)
+                    except EnvWorkerFailure as err:
+                        next_obs, next_state = envs.recover(err, global_step)
+                eval_return = float(np.mean(eval_returns))
                 writer.add_scalar("eval/episodic_return", eval_return, global_step)
                 if args.capture_video:
                     def policy(o):
@@ -480,6 +491,11 @@ if __name__ == "__main__":
         save_checkpoint(checkpoint_path, nets, optimizers, args, trained_step, trained_iteration, num_updates)
         print(f"error: non-finite loss at iteration {trained_iteration + 1}: {err}; checkpoint (as of the "
               f"last finite gradient step) saved to {checkpoint_path}", file=sys.stderr)
+        envs.close()
+        sys.exit(1)
+    except EnvWorkerFailure as err:  # failures in a row (common/envs.py: MAX_FAILURES), a lasting fault
+        save_checkpoint(checkpoint_path, nets, optimizers, args, trained_step, trained_iteration, num_updates)
+        print(f"error: {err}; checkpoint of the last iteration saved to {checkpoint_path}", file=sys.stderr)
         envs.close()
         sys.exit(1)
 

@@ -17,7 +17,8 @@ import time
 from dataclasses import asdict, dataclass
 from datetime import timedelta
 
-from common.config import check_divides, check_positive, exit_on_interrupt, fail, parse_args
+from common.checks import check_checkpoint_file, load_states, read_checkpoint
+from common.config import check_divides, exit_on_interrupt, fail, parse_args
 from common.envs import CORES, check_backend, check_memory
 
 ALGO = "mappo"
@@ -34,7 +35,7 @@ class Args:
     torch_deterministic: bool = True
     """if toggled, `torch.backends.cudnn.deterministic=True`"""
     cuda: bool = False
-    """if toggled, train on the GPU when one is available"""
+    """if toggled, train on the GPU; without a usable one the run stops at once (exit 2), no CPU fallback"""
     track: bool = False
     """if toggled, also log to Weights and Biases (needs `pip install wandb`)"""
     wandb_project_name: str = "harl-cleanrl"
@@ -58,7 +59,7 @@ class Args:
     num_workers: int = CORES
     """env worker processes, shared by training and evaluation envs (0: in this process); default: the cores available"""
     torch_threads: int = 0
-    """torch CPU threads; 0: the cores the env worker processes leave free, at most 4"""
+    """torch CPU threads; 0: per phase, the cores the env workers leave free (at most 4) while collecting, all cores while updating"""
     num_steps: int = 200
     """rollout length per environment and iteration"""
     learning_rate: float = 5e-4
@@ -102,10 +103,7 @@ class Args:
 
 
 def check_args(args: Args) -> None:
-    check_positive(args, "total_timesteps", "num_envs", "num_steps", "update_epochs",
-                   "num_minibatches", "eval_episodes", "num_eval_envs", "log_interval")
-    if min(args.num_workers, args.eval_interval, args.torch_threads, args.checkpoint_interval) < 0:
-        fail("--num-workers, --eval-interval, --torch-threads and --checkpoint-interval must be >= 0")
+    """What the ranges of single flags (checked as they are parsed: common/checks.py) leave out."""
     check_divides(args.num_envs * args.num_steps, args.num_minibatches)
     if args.total_timesteps < args.num_envs * args.num_steps:
         fail(f"--total-timesteps {args.total_timesteps} is less than one iteration's batch of "
@@ -114,8 +112,8 @@ def check_args(args: Args) -> None:
         check_backend(args.env, args.env_backend)
     except ValueError as err:
         fail(str(err))
-    if args.resume is not None and not os.path.isfile(args.resume):
-        fail(f"--resume {args.resume}: no such file")
+    if args.resume is not None:
+        check_checkpoint_file(args.resume)
     try:
         check_memory(args.env, args.num_envs, args.num_eval_envs if args.eval_interval else 0,
                      args.num_workers, args.num_steps)
@@ -135,7 +133,7 @@ import torch.nn as nn  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from torch.distributions import Categorical, Normal  # noqa: E402
 
-from common.envs import make_vec_envs, record_episode  # noqa: E402
+from common.envs import EnvWorkerFailure, make_vec_envs, record_episode  # noqa: E402
 
 
 def layer_init(layer: nn.Linear, gain: float) -> nn.Linear:
@@ -382,18 +380,10 @@ def save_checkpoint(path, actors, critic, value_norm, actor_optimizers, critic_o
     os.replace(path + ".tmp", path)  # atomic: a run killed while saving keeps its previous checkpoint
 
 
-def load_checkpoint(path, args: Args):
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    if ckpt.get("algo") != ALGO or ckpt.get("env") != args.env:
-        fail(f"--resume {path} is a {ckpt.get('algo')} checkpoint for {ckpt.get('env')}, "
-             f"not {ALGO} for {args.env}")
-    return ckpt
-
-
 if __name__ == "__main__":
     from torch.utils.tensorboard import SummaryWriter
 
-    ckpt = load_checkpoint(args.resume, args) if args.resume else None
+    ckpt = read_checkpoint(args.resume, ALGO, args.env) if args.resume else None
     run_name = f"{args.env}__{args.exp_name}__{args.seed}__{int(time.time())}"
     config_table = "\n".join(f"|{key}|{value}|" for key, value in asdict(args).items())
     print(f"{run_name}\n|param|value|\n|-|-|\n{config_table}")
@@ -410,7 +400,11 @@ if __name__ == "__main__":
     torch.manual_seed(args.seed)
     torch.backends.cudnn.deterministic = args.torch_deterministic
     workers = 0 if args.env_backend == "batched" else args.num_workers
-    torch.set_num_threads(args.torch_threads or max(1, min(4, CORES - workers)))
+    # torch threads per phase: collecting (rollout, evaluation) gets the cores the env workers
+    # leave free, the update, while the workers wait, every core; --torch-threads fixes both
+    collect_threads = args.torch_threads or max(1, min(4, CORES - workers))
+    update_threads = args.torch_threads or CORES
+    torch.set_num_threads(collect_threads)
     device = torch.device("cuda" if torch.cuda.is_available() and args.cuda else "cpu")
 
     # env setup: evaluation envs share the training envs' worker processes
@@ -453,13 +447,9 @@ if __name__ == "__main__":
 
     global_step, start_iteration = 0, 1
     if ckpt is not None:
-        for actor, sd in zip(actors, ckpt["actors"]):
-            actor.load_state_dict(sd)
-        for opt, sd in zip(actor_optimizers, ckpt["actor_optimizers"]):
-            opt.load_state_dict(sd)
-        critic.load_state_dict(ckpt["critic"])
-        critic_optimizer.load_state_dict(ckpt["critic_optimizer"])
-        value_norm.load_state_dict(ckpt["value_norm"])
+        load_states(args.resume, [*zip(actors, ckpt["actors"]), *zip(actor_optimizers, ckpt["actor_optimizers"]),
+                                  (critic, ckpt["critic"]), (critic_optimizer, ckpt["critic_optimizer"]),
+                                  (value_norm, ckpt["value_norm"])])
         global_step, start_iteration = ckpt["global_step"], ckpt["iteration"] + 1
         print(f"resumed from {args.resume} at step {global_step}")
 
@@ -468,6 +458,7 @@ if __name__ == "__main__":
     checkpoint_path = f"runs/{run_name}/{args.exp_name}.cleanrl_model"
     next_obs, next_state = envs.reset(seed=args.seed)
     start_time, start_step = time.time(), global_step
+    collect_time = update_time = 0.0  # seconds in each phase, for the progress line
     trained_iteration, trained_step = start_iteration - 1, global_step  # last completed update
     episode_returns, episode_scores, eval_return, eval_score_rate = [], [], float("nan"), float("nan")
     # Ctrl-C, or a scheduler's SIGTERM, now stops training with a checkpoint (the `except` below).
@@ -482,14 +473,23 @@ if __name__ == "__main__":
                     opt.param_groups[0]["lr"] = frac * args.learning_rate
                 critic_optimizer.param_groups[0]["lr"] = frac * args.critic_learning_rate
 
-            # rollout
-            for step in range(T):
+            torch.set_num_threads(collect_threads)
+            tick = time.time()
+            # rollout; if an env worker fails, it is restarted and the rollout collected again from
+            # its first step, with the same policy (the update stays on-policy)
+            step, rollout_step = 0, global_step
+            while step < T:
                 global_step += E
                 obs_buf[step], state_buf[step] = next_obs, next_state
                 with torch.inference_mode():
                     action, logp = joint_act(actors, torch.as_tensor(next_obs, device=device), obs_dims)
                 actions_buf[step], logp_buf[step] = action, logp
-                next_obs, next_state, reward, terminated, truncated, info = envs.step(action.cpu().numpy())
+                try:
+                    next_obs, next_state, reward, terminated, truncated, info = envs.step(action.cpu().numpy())
+                except EnvWorkerFailure as err:
+                    next_obs, next_state = envs.recover(err, rollout_step)
+                    step, global_step = 0, rollout_step
+                    continue
                 done = terminated | truncated
                 rewards_buf[step], dones_buf[step], truncated_buf[step] = reward, done, truncated & ~terminated
                 if done.any():
@@ -499,7 +499,12 @@ if __name__ == "__main__":
                     if "episode_score" in info:  # football: the fraction of episodes ending in a goal
                         episode_scores.extend(info["episode_score"][done].tolist())
                         writer.add_scalar("charts/score_rate", info["episode_score"][done].mean(), global_step)
+                step += 1
             state_buf[T] = next_state
+
+            collect_time += time.time() - tick
+            torch.set_num_threads(update_threads)
+            tick = time.time()
 
             # values of the whole rollout in one pass (the critic did not change during it), and
             # advantages on the denormalised values
@@ -522,6 +527,7 @@ if __name__ == "__main__":
             actor_stats = mappo_update_actors(actors, actor_optimizers, b_obs, b_actions, b_logp, b_advantages, args)
             value_loss = train_critic(critic, critic_optimizer, value_norm, states[:-1].reshape(batch_size, -1),
                                       values[:-1].reshape(-1), returns.reshape(-1), args)
+            update_time += time.time() - tick
             trained_iteration, trained_step = iteration, global_step
 
             # logging
@@ -539,7 +545,13 @@ if __name__ == "__main__":
                                 args, global_step, iteration)
 
             if args.eval_interval and (iteration % args.eval_interval == 0 or iteration == num_iterations):
-                eval_returns, eval_scores = evaluate(actors, eval_envs, obs_dims, args.eval_episodes, device)
+                torch.set_num_threads(collect_threads)
+                eval_returns = None
+                while eval_returns is None:  # an env worker's failure: restarted (training envs reset), again
+                    try:
+                        eval_returns, eval_scores = evaluate(actors, eval_envs, obs_dims, args.eval_episodes, device)
+                    except EnvWorkerFailure as err:
+                        next_obs, next_state = envs.recover(err, global_step)
                 eval_return = float(np.mean(eval_returns))
                 writer.add_scalar("eval/episodic_return", eval_return, global_step)
                 if eval_scores:
@@ -560,9 +572,11 @@ if __name__ == "__main__":
                 if envs.scores:
                     train_score = np.mean(episode_scores) if episode_scores else float("nan")
                     score = f"score_rate {train_score:.2f} eval {eval_score_rate:.2f} "
+                busy = collect_time + update_time
                 print(f"iter {iteration}/{num_iterations} step {global_step} return {train_return:.2f} "
                       f"eval {eval_return:.2f} {score}value_loss {value_loss:.4f} "
                       f"policy_loss {np.mean([s['policy_loss'] for s in actor_stats.values()]):.4f} SPS {sps} "
+                      f"(collect {collect_time / busy:.0%}, update {update_time / busy:.0%}) "
                       f"elapsed {timedelta(seconds=round(elapsed))} left {timedelta(seconds=round(left))}", flush=True)
                 episode_returns, episode_scores = [], []
     except KeyboardInterrupt:
@@ -582,6 +596,12 @@ if __name__ == "__main__":
                         args, trained_step, trained_iteration)
         print(f"error: non-finite loss at iteration {trained_iteration + 1}: {err}; checkpoint of the "
               f"last update saved to {checkpoint_path}", file=sys.stderr)
+        envs.close()
+        sys.exit(1)
+    except EnvWorkerFailure as err:  # failures in a row (common/envs.py: MAX_FAILURES), a lasting fault
+        save_checkpoint(checkpoint_path, actors, critic, value_norm, actor_optimizers, critic_optimizer,
+                        args, trained_step, trained_iteration)
+        print(f"error: {err}; checkpoint of the last update saved to {checkpoint_path}", file=sys.stderr)
         envs.close()
         sys.exit(1)
 

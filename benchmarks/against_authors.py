@@ -21,7 +21,7 @@ about 1e-6 relative; a difference that grows over iterations or reaches the perc
 
 Not part of the test suite (CI has no copy of their code). Set-up, outside the project: clone
 https://github.com/PKU-MARL/HARL and make a venv with `torch==2.13.0 numpy gymnasium setproctitle
-tensorboardX pyyaml absl-py` (as `../shared/tools/harl_on_batched.py` describes); our scripts
+tensorboardX pyyaml absl-py` (docs/authors_code.md); our scripts
 import in it as they are (tyro and TensorBoard are only needed when a script runs as `__main__`).
 """
 
@@ -54,7 +54,7 @@ p.add_argument("--resync", action="store_true",
                help="start every iteration of ours from their weights and Adam moments: isolates each "
                     "update from the drift of earlier ones")
 p.add_argument("--their-kl", action="store_true",
-               help="HATRPO: use the authors' categorical 'KL' in our script too (README: differences)")
+               help="HATRPO: use the authors' categorical 'KL' in our script too (docs/hatrpo.md)")
 a = p.parse_args()
 
 sys.path.insert(0, os.path.abspath(a.harl))

@@ -6,7 +6,7 @@ steps, evaluation tags at each evaluation; or the figures at given steps; or a s
     python benchmarks/learning_curve.py runs/mpe_spread__happo_rga__1__* --mpe --csv results/x.csv
 
 At a step S (`--at`): "train" is the mean of the training tag over (S - 100k, S], "eval" the
-mean of the last two evaluations at or before S (the README's tables). The CSV is
+mean of the last two evaluations at or before S (the tables in docs/). The CSV is
 `benchmarks/sweep.py`'s (step, train, eval, wall_time, sps per bin), with the env's tags.
 """
 

@@ -6,20 +6,24 @@
 
 Reads `results/{env}/{algo}/seed{N}.csv` (columns step, train, eval, wall_time, sps: one row per
 bin of env-steps; `benchmarks/sweep.py` writes them) and the authors' own code trained on our
-batched simulator, where there are such curves (`results/authors_on_batched/` and
-`../shared/reference/authors_on_batched/`). Writes, without a display:
+batched simulator, where there are such curves (`results/authors_on_batched/`). Writes, without
+a display:
 - `{out}/{family}_{train|eval}.png`: one panel per env, one colour per algorithm (the same in
   every figure), the mean over seeds as a line with a shaded band (min-max over seeds, or
   +- one std with `--band std`) where every seed has data, each seed's own thin line beyond that;
   the authors' code on the same simulator dashed in the algorithm's colour, their published
-  football curves (`results/published/`, read off their figure by `benchmarks/digitize.py`)
-  dotted. MPE returns are on the mpe2 scale; football plots score rates against log-scaled
-  steps.
-- `{table}`: a markdown table of final values, the mean +- std over seeds of each seed's last
-  10% of evaluations (and of training bins), beside the authors' published values (MPE on the
-  mpe2 scale: their v2 figure + 37.5) and the final values of their code on our simulator.
+  curves (`results/published/`, read off their figures by `benchmarks/digitize.py`) dotted.
+  MPE returns are on the mpe2 scale; football plots score rates against log-scaled steps.
+- `{table}`: a markdown table of final values (each seed's the mean of its last 10% of
+  evaluations, or of training bins): mean and interquartile mean over seeds with bootstrap
+  intervals (`benchmarks/stats.py`), the authors' published values (MPE on the mpe2 scale:
+  their v2 figure + 37.5) and whether each lies inside our interval, and the final values of
+  their code on our simulator.
 - `{like_for_like}`: ours beside the authors' code on our simulator (the same MDP) at 1M, 2M, 5M
-  and 1e7 steps, train / eval mean ± std over seeds.
+  and 1e7 steps, eval and train, and ours minus theirs, with intervals.
+- `{improvement}`: the papers' claims that one algorithm beats another (and ours against the
+  authors' code), per task: the difference of means and the probability of improvement, with
+  intervals.
 """
 
 from __future__ import annotations
@@ -30,18 +34,19 @@ from pathlib import Path
 
 import numpy as np
 
+import stats
 from sweep import read_results
 
 REPO = Path(__file__).resolve().parents[1]
-AUTHORS_REFERENCE = REPO.parent / "shared" / "reference" / "authors_on_batched"
 
-# happo_rga_c16: HAPPO-RGA at its first default width, C = 16 (README, "HAPPO-RGA")
+# happo_rga_c16: HAPPO-RGA at its first default width, C = 16 (docs/happo_rga.md, "Design notes")
 ALGOS = ["mappo", "happo", "happo_rga", "happo_rga_c16", "hatrpo", "haa2c", "hatd3"]  # legend order
 COLORS = {"mappo": "tab:blue", "happo": "tab:orange", "happo_rga": "tab:red", "happo_rga_c16": "tab:pink",
           "hatrpo": "tab:green", "haa2c": "tab:purple", "hatd3": "tab:brown"}
 LABELS = {"mappo": "MAPPO", "happo": "HAPPO", "happo_rga": "HAPPO-RGA", "happo_rga_c16": "HAPPO-RGA, C = 16",
           "hatrpo": "HATRPO", "haa2c": "HAA2C", "hatd3": "HATD3"}
-# The authors' published final values, read off their curves (NOTES §2, §3): MPE returns on the
+# The authors' published final values, read off their curves (HARL paper, JMLR
+# 2024, Figure 5 for MPE, Figure 9 and Table 2 for football): MPE returns on the
 # mpe2 scale (their simple_spread_v2 figure + 37.5) at 1e7 steps (HATD3: 5e6); football score
 # rates (6 seeds; CA hard at 50M steps, others 25M).
 PUBLISHED = {
@@ -116,9 +121,12 @@ def load_published(env: str, directory: Path) -> dict[str, tuple[np.ndarray, np.
     path = directory / f"{env}.csv"
     if not path.exists():
         return {}
-    data = np.genfromtxt(path, delimiter=",", names=True, ndmin=1)
-    return {algo: (data["step"][~np.isnan(data[algo])], data[algo][~np.isnan(data[algo])])
-            for algo in data.dtype.names[1:]}
+    lines = [line for line in path.read_text().splitlines() if not line.startswith("#")]  # '#': the source
+    names = lines[0].split(",")
+    data = np.array([[float(v) if v else np.nan for v in line.split(",")] for line in lines[1:]])
+    data = data.reshape(-1, len(names))
+    return {algo: (data[~np.isnan(data[:, k]), 0], data[~np.isnan(data[:, k]), k])
+            for k, algo in enumerate(names) if k}
 
 
 def aligned(seeds: dict[int, dict], key: str):
@@ -145,12 +153,19 @@ def final(curve: dict, key: str, at: float) -> float:
     return float(value[window].mean()) if window.any() else np.nan
 
 
-def stats(values, digits: int) -> str:
-    """mean ± std of the values that are not NaN ("" if none; no std for one)."""
-    values = np.array([v for v in values if not np.isnan(v)])
-    if not len(values):
+def valid(values) -> list[float]:
+    return [v for v in values if not np.isnan(v)]
+
+
+def with_interval(statistic, digits: int, *groups, sign: str = "") -> str:
+    """statistic of the groups' non-NaN values and its bootstrap interval, "x [lo, hi]" ("" if a
+    group has none; no interval where one has a single value). sign "+" marks positive values."""
+    groups = [valid(g) for g in groups]
+    if not all(groups):
         return ""
-    return f"{values.mean():.{digits}f}" + (f" ± {values.std():.{digits}f}" if len(values) > 1 else "")
+    point, lo, hi = stats.interval(statistic, *groups)
+    text = f"{point:{sign}.{digits}f}"
+    return text if np.isnan(lo) else f"{text} [{lo:{sign}.{digits}f}, {hi:{sign}.{digits}f}]"
 
 
 def draw(ax, seeds: dict[int, dict], key: str, color, label: str | None, band: str | None,
@@ -182,7 +197,7 @@ def plot(runs, authors: list[Path], published: Path, envs: list[str], key: str, 
     matplotlib.use("Agg")  # no display needed
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(envs), figsize=(5 * len(envs), 3.8), squeeze=False)
+    fig, axes = plt.subplots(1, len(envs), figsize=(5.5 * len(envs), 5.4), squeeze=False)
     for ax, env in zip(axes[0], envs):
         for algo in [a for a in ALGOS if a in runs[env]] + sorted(set(runs[env]) - set(ALGOS)):
             full, shorter = split_by_length(runs[env][algo], env, algo)
@@ -200,68 +215,118 @@ def plot(runs, authors: list[Path], published: Path, envs: list[str], key: str, 
         ax.set_xlabel("env steps" + (" (log scale)" if football else ""))
         ax.set_ylabel(("score rate" if football else "episode return (mpe2 scale)") + f", {key}")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
+        ax.legend(fontsize=6, ncol=2, loc="upper center", bbox_to_anchor=(0.5, -0.16))  # below: no curve hidden
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)
+
+
+WITHIN = ("published in our interval: yes if the published value lies inside the interval of our eval mean; "
+          "above / below: outside it, on that side; not yet: our runs are shorter than the paper's")
 
 
 def table(runs, authors: list[Path], envs: list[str]) -> str:
     """Markdown: per env and algorithm, at the steps every seed of ours reached (of the seeds that
-    reached the paper's length, if any; the others are counted as running): our final eval
-    and train (mean +- std over seeds), the published value (at the paper's full length) and
-    whether ours is within one std of it, and the authors' code on our simulator at the same
-    steps (the seeds of theirs that got there)."""
-    lines = ["| env | algorithm | seeds | at steps | eval (ours) | train (ours) | published | within 1 std "
-             "| authors' code, our simulator (eval) |", "|---|---|---:|---:|---:|---:|---:|---|---:|"]
-
+    reached the paper's length, if any; the others are counted as running): our final eval (mean
+    and IQM) and train (mean) over seeds with their intervals, the published value (at the
+    paper's full length) and whether it lies inside the interval of our eval mean, and the
+    authors' code on our simulator at the same steps (the seeds of theirs that got there)."""
+    lines = ["| env | algorithm | seeds | at steps | eval (ours): mean | eval (ours): IQM | train (ours): mean "
+             "| published | published in our interval | authors' code, our simulator (eval): mean |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---|---:|"]
     for env in envs:
         theirs_of, digits = load_authors(env, authors), 3 if env.startswith("grf") else 1
         for algo in [a for a in ALGOS if a in runs.get(env, {})]:
             full, shorter = split_by_length(runs[env][algo], env, algo)
             seeds = full.values()
             at = min(c["step"][-1] for c in seeds)
-            ev = [final(c, "eval", at) for c in seeds]
+            ev = valid([final(c, "eval", at) for c in seeds])
             published = PUBLISHED.get(env, {}).get(algo)
-            valid = [v for v in ev if not np.isnan(v)]
-            if published is None or not valid:
+            if published is None or not ev:
                 within = ""
             elif at < paper_steps(env, algo):
                 within = "not yet (shorter run)"
-            elif len(valid) == 1:
+            elif len(ev) == 1:
                 within = "n/a (1 seed)"
             else:
-                within = "yes" if abs(np.mean(valid) - published) <= np.std(valid) else "no"
+                _, lo, hi = stats.interval(stats.mean, ev)
+                within = "yes" if lo <= published <= hi else ("no, above" if published > hi else "no, below")
             theirs = [final(c, "eval", at) for c in theirs_of.get(algo, {}).values() if c["step"][-1] >= at]
             count = f"{len(seeds)}" + (f" (+{len(shorter)} running)" if shorter else "")
             lines.append(
-                f"| {env} | {LABELS.get(algo, algo)} | {count} | {int(at):,} | {stats(ev, digits)} | "
-                f"{stats([final(c, 'train', at) for c in seeds], digits)} | "
+                f"| {env} | {LABELS.get(algo, algo)} | {count} | {int(at):,} | {with_interval(stats.mean, digits, ev)} | "
+                f"{with_interval(stats.iqm, digits, ev)} | "
+                f"{with_interval(stats.mean, digits, [final(c, 'train', at) for c in seeds])} | "
                 f"{'' if published is None else f'{published:.{digits}f}'} | {within} | "
-                f"{f'{stats(theirs, digits)} ({seeds_text(len(theirs))})' if theirs else ''} |")
-    return "\n".join(lines) + "\n"
+                f"{f'{with_interval(stats.mean, digits, theirs)} ({seeds_text(len(theirs))})' if theirs else ''} |")
+    return "\n".join(lines) + f"\n\n{stats.LEGEND}. {stats.IQM_LEGEND}. {WITHIN}.\n"
 
 
 def like_for_like(runs, authors: list[Path], envs: list[str], checkpoints=(1e6, 2e6, 5e6, 1e7)) -> str:
     """Markdown: every algorithm that the authors' code was also run for on our simulator, both
-    implementations at each checkpoint: train / eval as mean ± std over the seeds that got there
-    (their number in brackets), each seed's value the mean of its last 10% of steps up to the
-    checkpoint (as `final`)."""
-    lines = ["| env | algorithm | implementation | " + " | ".join(f"{at:,.0f}" for at in checkpoints) + " |",
-             "|---|---|---|" + "---|" * len(checkpoints)]
+    implementations and ours minus theirs at each checkpoint, eval and train: the mean over the
+    seeds that got there (their number in brackets) with its interval, each seed's value the
+    mean of its last 10% of steps up to the checkpoint (as `final`)."""
+    lines = ["| env | algorithm | measure | implementation | " + " | ".join(f"{at:,.0f}" for at in checkpoints) + " |",
+             "|---|---|---|---|" + "---|" * len(checkpoints)]
     for env in envs:
         digits = 3 if env.startswith("grf") else 1
         for algo, theirs in load_authors(env, authors).items():
-            for implementation, seeds in (("ours", runs.get(env, {}).get(algo, {})), ("authors' code", theirs)):
-                cells = []
-                for at in checkpoints:
-                    reached = [c for c in seeds.values() if c["step"][-1] >= at]
-                    train, ev = ([final(c, key, at) for c in reached] for key in ("train", "eval"))
-                    cells.append(f"{stats(train, digits) or 'n/a'} / {stats(ev, digits) or 'n/a'} ({len(reached)})"
-                                 if reached else "")
-                lines.append(f"| {env} | {LABELS.get(algo, algo)} | {implementation} | " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+            both = {"ours": runs.get(env, {}).get(algo, {}), "authors' code": theirs}
+            for key in ("eval", "train"):
+                values = {name: {at: [final(c, key, at) for c in seeds.values() if c["step"][-1] >= at]
+                                 for at in checkpoints} for name, seeds in both.items()}
+                for name, by_step in values.items():
+                    cells = [f"{with_interval(stats.mean, digits, v) or 'n/a'} ({len(v)})" if v else ""
+                             for v in by_step.values()]
+                    lines.append(f"| {env} | {LABELS.get(algo, algo)} | {key} | {name} | " + " | ".join(cells) + " |")
+                cells = [with_interval(stats.mean_difference, digits, values["ours"][at], values["authors' code"][at],
+                                       sign="+") for at in checkpoints]
+                lines.append(f"| {env} | {LABELS.get(algo, algo)} | {key} | ours − authors' code | "
+                             + " | ".join(cells) + " |")
+    return "\n".join(lines) + (f"\n\n{stats.LEGEND}; ours − authors' code: the difference of the means, "
+                               "each implementation's seeds resampled on their own.\n")
+
+
+# The papers' comparative claims, as (X, Y): X ends above Y (HAPPO-RGA level with or slightly
+# above HAPPO; HAPPO above MAPPO and HATRPO, as on continuous spread's published curves).
+CLAIMS = [("happo_rga", "happo"), ("happo", "mappo"), ("happo", "hatrpo")]
+
+
+def improvement(runs, authors: list[Path], envs: list[str]) -> str:
+    """Markdown: per env, each claim X > Y with both algorithms run, at the steps every seed of
+    both reached (of those that reached the paper's length, as in `table`), and ours > the
+    authors' code on our simulator, per algorithm, at our steps (their seeds that got there):
+    the difference of the means of the final evaluations and the probability of improvement
+    P(X > Y), with intervals, beside the published difference where the paper gives both."""
+    lines = ["| env | claim | at steps | seeds | X − Y: mean | P(X > Y) | published X − Y |",
+             "|---|---|---:|---:|---:|---:|---:|"]
+    for env in envs:
+        digits, ours = 3 if env.startswith("grf") else 1, runs.get(env, {})
+        full = {algo: split_by_length(seeds, env, algo)[0] for algo, seeds in ours.items()}
+        rows = []  # (claim, X's seeds, Y's seeds, steps, published X − Y)
+        for x, y in [(x, y) for x, y in CLAIMS if x in ours and y in ours]:
+            published = PUBLISHED.get(env, {})
+            rows.append((f"{LABELS[x]} > {LABELS[y]}", full[x], full[y],
+                         min(c["step"][-1] for c in [*full[x].values(), *full[y].values()]),
+                         f"{published[x] - published[y]:+.{digits}f}" if x in published and y in published else ""))
+        for algo, theirs in load_authors(env, authors).items():
+            if algo in ours:
+                name = LABELS.get(algo, algo)
+                rows.append((f"{name} (ours) > {name} (authors' code)", full[algo], theirs,
+                             min(c["step"][-1] for c in full[algo].values()), ""))
+        for claim, x_seeds, y_seeds, at, gap in rows:
+            xs, ys = ([final(c, "eval", at) for c in seeds.values() if c["step"][-1] >= at] for seeds in (x_seeds, y_seeds))
+            if valid(xs) and valid(ys):
+                lines.append(f"| {env} | {claim} | {int(at):,} | {len(valid(xs))} / {len(valid(ys))} | "
+                             f"{with_interval(stats.mean_difference, digits, xs, ys, sign='+')} | "
+                             f"{with_interval(stats.improvement, 2, xs, ys)} | {gap} |")
+    return "\n".join(lines) + (
+        f"\n\nFinal evaluations as in `table.md`. {stats.LEGEND}; each group's seeds resampled on their own. "
+        "P(X > Y): the probability that a seed of X ends above a seed of Y, over all pairs of their seeds, "
+        "ties a half (the probability of improvement of Agarwal et al., NeurIPS 2021): 0.5 is even, 1 every "
+        "seed of X above every seed of Y.\n")
 
 
 def main(argv=None) -> None:
@@ -269,18 +334,20 @@ def main(argv=None) -> None:
     parser.add_argument("--results", type=Path, default=REPO / "results")
     parser.add_argument("--authors", type=Path, nargs="*", default=None,
                         help="directories of the authors' code's curves on our simulator "
-                             "(default: RESULTS/authors_on_batched and ../shared/reference/authors_on_batched)")
+                             "(default: RESULTS/authors_on_batched)")
     parser.add_argument("--published", type=Path, default=REPO / "results" / "published",
-                        help="directory of the published curves read off the authors' figure (benchmarks/digitize.py)")
+                        help="directory of the published curves read off the authors' figures (benchmarks/digitize.py)")
     parser.add_argument("--envs", nargs="*", help="env ids to draw (default: every env in --results)")
     parser.add_argument("--band", choices=("minmax", "std"), default="minmax", help="shaded band across seeds")
     parser.add_argument("--out", type=Path, default=REPO / "results" / "figures", help="directory of the PNGs")
     parser.add_argument("--table", type=Path, default=REPO / "results" / "table.md", help="markdown table file")
     parser.add_argument("--like-for-like", type=Path, default=REPO / "results" / "like_for_like.md",
                         help="markdown table of ours and the authors' code on our simulator at 1M, 2M, 5M, 1e7 steps")
+    parser.add_argument("--improvement", type=Path, default=REPO / "results" / "improvement.md",
+                        help="markdown table of the papers' claims X > Y: differences and probabilities of improvement")
     opts = parser.parse_args(argv)
     runs = load(opts.results, opts.envs)
-    authors = opts.authors if opts.authors is not None else [opts.results / "authors_on_batched", AUTHORS_REFERENCE]
+    authors = opts.authors if opts.authors is not None else [opts.results / "authors_on_batched"]
     if not runs:
         raise SystemExit(f"no results/{{env}}/{{algo}}/seed{{N}}.csv under {opts.results}")
     envs = sorted(runs)
@@ -295,9 +362,11 @@ def main(argv=None) -> None:
     opts.table.write_text(table(runs, authors, envs))
     print(f"wrote {opts.table}\n")
     print(opts.table.read_text())
-    opts.like_for_like.write_text(like_for_like(runs, authors, envs))
-    print(f"wrote {opts.like_for_like}\n")
-    print(opts.like_for_like.read_text())
+    for path, text in ((opts.like_for_like, like_for_like(runs, authors, envs)),
+                       (opts.improvement, improvement(runs, authors, envs))):
+        path.write_text(text)
+        print(f"wrote {path}\n")
+        print(text)
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from common.batched_spread import BatchedSpread  # noqa: E402
+from common.config import fail  # noqa: E402
 from common.tokens import obs_layouts  # noqa: E402
 
 SCRIPTS = ("happo", "happo_rga", "mappo", "haa2c", "hatrpo")
@@ -53,11 +54,11 @@ def coverage(path: str, episodes: int, radius: float, seed: int) -> tuple[float,
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # a missing file, or not a checkpoint
-        sys.exit(f"error: cannot read {path} as a checkpoint ({type(err).__name__}); give the "
-                 f"`.cleanrl_model` files that --save-model writes")
+        fail(f"cannot read {path} as a checkpoint ({type(err).__name__}); give the "
+             f"`.cleanrl_model` files that --save-model writes")
     if not isinstance(ckpt, dict) or ckpt.get("algo") not in SCRIPTS or ckpt.get("env") not in ("mpe_spread", "mpe_spread_continuous"):
-        sys.exit(f"error: {path} is a {ckpt.get('algo')} checkpoint for {ckpt.get('env')}; valid: "
-                 f"{', '.join(SCRIPTS)} on mpe_spread or mpe_spread_continuous")
+        fail(f"{path} is a {ckpt.get('algo')} checkpoint for {ckpt.get('env')}; valid: "
+             f"{', '.join(SCRIPTS)} on mpe_spread or mpe_spread_continuous")
     env = BatchedSpread(episodes, continuous=ckpt["env"] == "mpe_spread_continuous")
     module, actors = load_actors(ckpt, env)
     obs, _ = env.reset(seed=seed)

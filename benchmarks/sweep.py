@@ -59,6 +59,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from common.checks import COUNT, OPTIONAL, RANGES, check_value  # noqa: E402
 from common.config import NO_PRESET_REASON, PRESETS, fail  # noqa: E402
 from common.envs import CORES, ENV_IDS, GRF_ENVS, available_memory_mb, football_memory_mb  # noqa: E402
 
@@ -608,8 +609,11 @@ def check(opts) -> None:
             fail(f"unknown env {env!r}; valid envs: {', '.join(ENV_IDS)}")
     if owned := flag_names(opts.flags) & {"--env", "--seed", "--resume"}:
         fail(f"--flags may not set {', '.join(sorted(owned))}: the sweep sets them for each run")
-    if min(opts.cpus, opts.bin, opts.workers or 1) < 1 or opts.checkpoint_interval < 0:
-        fail("--cpus-per-run, --bin and --workers must be positive, --checkpoint-interval >= 0")
+    for name, value, rule in [("--cpus-per-run", opts.cpus, COUNT), ("--bin", opts.bin, COUNT),
+                              ("--checkpoint-interval", opts.checkpoint_interval, OPTIONAL),
+                              *[("--workers", opts.workers, COUNT)] * (opts.workers is not None),
+                              *[("--seeds", seed, RANGES["seed"]) for seed in opts.seeds]]:
+        check_value(name, value, rule)
     if opts.slurm and not opts.dry_run and shutil.which("sbatch") is None:
         fail("sbatch not found: --slurm needs a SLURM submit host (--dry-run only writes the job script)")
 

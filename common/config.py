@@ -1,7 +1,7 @@
 """The paper's hyperparameters per env id, and the command line that applies them.
 
-`--env X` makes the authors' tuned configuration for X (PKU-MARL/HARL `tuned_configs/`, copied
-into ../shared/reference/harl_tuned_configs/) the defaults of the script's `Args`; any flag the
+`--env X` makes the authors' tuned configuration for X (PKU-MARL/HARL, `tuned_configs/pettingzoo_mpe/` and
+`tuned_configs/football/`) the defaults of the script's `Args`; any flag the
 user passes overrides them, and `--help` shows the resolved values.
 """
 
@@ -61,7 +61,7 @@ GRF_SCENARIO = {
     "grf_ca_easy": {},
     "grf_ca_hard": dict(total_timesteps=50_000_000, num_steps=1000, eval_interval=10),
     "grf_3v1": {},
-    "grf_ps": {},  # the authors' tuned config uses a recurrent (GRU) policy here; see README
+    "grf_ps": {},  # the authors' tuned config uses a recurrent (GRU) policy here; see docs/football.md
     "grf_rps": dict(anneal_lr=False),
 }
 
@@ -95,7 +95,7 @@ PRESETS["hatrpo"] = {
 # pettingzoo_mpe/*-continuous/hatd3: the same for all three tasks. HARL counts iterations in
 # vector-env steps: evaluation every 1000 of them (20 of our iterations of 20 x 50 steps).
 MPE_HATD3 = dict(
-    total_timesteps=5_000_000,  # num_env_steps (HARL adds its 10k warm-up steps on top; see README)
+    total_timesteps=5_000_000,  # num_env_steps (HARL adds its 10k warm-up steps on top; see docs/hatd3.md)
     num_envs=20,
     warmup_steps=10_000,
     train_interval=50,
@@ -137,7 +137,8 @@ def _env_from_argv(argv: list[str], default: str) -> str:
 
 
 def parse_args(args_cls, algo: str, argv: list[str] | None = None):
-    """Parse the command line into `args_cls`, with the preset of `--env` as defaults."""
+    """Parse the command line into `args_cls`, with the preset of `--env` as defaults; a value
+    out of its range (common/checks.py), or `--cuda` without a usable GPU, stops here."""
     import tyro
 
     argv = sys.argv[1:] if argv is None else argv
@@ -149,6 +150,11 @@ def parse_args(args_cls, algo: str, argv: list[str] | None = None):
         fail(f"{algo} cannot run --env {env_id}: {reason}; valid ids: {', '.join(PRESETS[algo])}")
     defaults = dataclasses.replace(args_cls(), env=env_id, **PRESETS[algo][env_id])
     args = tyro.cli(args_cls, default=defaults, args=argv)
+    from common.checks import check_cuda, check_ranges  # common.checks imports this module
+
+    check_ranges(args)  # every numeric flag against its declared range
+    if getattr(args, "cuda", False):
+        check_cuda()
     return fit_short_run_evaluation(args, argv)
 
 
@@ -179,12 +185,6 @@ def exit_on_interrupt() -> None:
 
     signal.signal(signal.SIGINT, handler)
     signal.signal(signal.SIGTERM, handler)
-
-
-def check_positive(args, *names: str) -> None:
-    for name in names:
-        if getattr(args, name) <= 0:
-            fail(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
 
 
 def check_divides(batch_size: int, num_minibatches: int) -> None:

@@ -29,6 +29,10 @@ ended with a goal for the agents' team:
 
     info["episode_score"]   (num_envs,), 1.0 / 0.0 where done, NaN elsewhere
 
+With worker processes (`SubprocVecEnv`), a worker that dies or whose engine raises makes `reset`
+or `step` raise EnvWorkerFailure, once the other workers have replied; `recover` then restarts
+it with fresh engines and resets the envs, so that the caller can collect its rollout again.
+
 Nothing here imports mpe2, gfootball (or other slow packages) at module import, so scripts can
 validate their arguments first.
 """
@@ -378,52 +382,112 @@ WORKER = "from common.envs import worker_main; worker_main()"
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+# Env worker failures in a row (no step of training between them) after which a run stops:
+# one is an engine crash or an OOM kill to recover from; several at the same step, a lasting fault.
+MAX_FAILURES = 3
+
+
+class EnvWorkerFailure(RuntimeError):
+    """Env workers that died (a segfaulting engine, the OOM killer) or whose engine raised while
+    serving a command of the trainer's. `failed`: worker -> what happened; `detail`: a traceback."""
+
+    def __init__(self, failed: dict[int, str], detail: str = "", note: str = ""):
+        self.failed, self.detail = failed, detail
+        super().__init__("; ".join(f"env worker {w} {what}" for w, what in failed.items()) + note)
+
+
 class WorkerPool:
     """`num_workers` processes; each group of envs (e.g. training and evaluation) is split into
     contiguous chunks, one per worker, so every worker holds a part of every group and steps
     its envs one after another. Groups share the workers, so evaluation envs cost the memory
-    of their engines only, not of more processes."""
+    of their engines only, not of more processes. A failed worker can be restarted with fresh
+    engines (`restart`); its envs then need a reset."""
 
     def __init__(self, env_id: str, sizes: dict[str, int], num_workers: int):
         num_workers = max(1, min(num_workers, max(sizes.values())))
-        self.sizes = sizes
+        self.env_id, self.sizes = env_id, sizes
         self.chunks = {name: _chunks(n, num_workers) for name, n in sizes.items()}
-        self.conns, self.procs = [], []
+        self.conns, self.procs = [None] * num_workers, [None] * num_workers
         self.busy, self.closed = True, False  # busy: replies are owed, the pipes are mid-message
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [REPO_ROOT, os.environ.get("PYTHONPATH")]))}
+        self.failures, self.failure_step = 0, None  # failures in a row, and the step they came at
         try:
             for w in range(num_workers):
-                mine = {name: chunks[w] for name, chunks in self.chunks.items()}
-                parent, child = mp.Pipe()
-                self.procs.append(subprocess.Popen(
-                    [sys.executable, "-c", WORKER, str(child.fileno()), env_id, json.dumps(mine)],
-                    pass_fds=[child.fileno()], env=env, start_new_session=True))
-                child.close()
-                self.conns.append(parent)
+                self._spawn(w)
             self.specs = [self._recv(w) for w in range(num_workers)][0]
             self.busy = False
-        except BaseException:  # Ctrl-C or a worker's error while engines start: none stays behind
+        except EnvWorkerFailure as err:  # while the engines start: the whole story, then none stays
+            self.close()
+            raise RuntimeError(f"{err}\n{err.detail}") from None
+        except BaseException:  # Ctrl-C while engines start: none stays behind
             self.close()
             raise
+
+    def _spawn(self, w: int) -> None:
+        """Start worker w with its chunk of every group (a fresh interpreter, fresh engines)."""
+        mine = {name: chunks[w] for name, chunks in self.chunks.items()}
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [REPO_ROOT, os.environ.get("PYTHONPATH")]))}
+        parent, child = mp.Pipe()
+        self.procs[w] = subprocess.Popen(
+            [sys.executable, "-c", WORKER, str(child.fileno()), self.env_id, json.dumps(mine)],
+            pass_fds=[child.fileno()], env=env, start_new_session=True)
+        child.close()
+        self.conns[w] = parent
+
+    def _ended(self, w: int) -> str:
+        """How worker w ended, once its pipe closed (killed if it lingers)."""
+        try:
+            code = self.procs[w].wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.procs[w].kill()
+            code = self.procs[w].wait()
+        name = f" ({signal.Signals(-code).name})" if code < 0 and -code in signal.valid_signals() else ""
+        return f"exited with status {code}{name}"
 
     def _recv(self, w: int):
         try:
             ok, payload = self.conns[w].recv()
-        except EOFError:
-            raise RuntimeError(f"env worker {w} exited with status {self.procs[w].wait()}") from None
+        except (EOFError, OSError):  # died: the pipe closed under the message
+            raise EnvWorkerFailure({w: self._ended(w)}) from None
         if not ok:
-            raise RuntimeError(f"env worker {w} failed:\n{payload}")
+            raise EnvWorkerFailure({w: f"raised {payload.strip().splitlines()[-1]}"}, payload)
         return payload
 
     def call(self, group: str, cmd: str, data: list):
-        """Send `cmd` with data[w] to every worker w holding envs of `group`; their replies."""
+        """Send `cmd` with data[w] to every worker w holding envs of `group`; their replies. Raises
+        EnvWorkerFailure once every live worker has replied, so the pipes stay in step."""
         workers = [w for w, (start, end) in enumerate(self.chunks[group]) if end > start]
         self.busy = True
+        failed, details, replies = {}, [], []
         for w in workers:
-            self.conns[w].send((cmd, group, data[w]))
-        replies = [self._recv(w) for w in workers]
+            try:
+                self.conns[w].send((cmd, group, data[w]))
+            except OSError:  # died while idle (during an update, say)
+                failed[w] = self._ended(w)
+        for w in workers:
+            if w in failed:
+                continue
+            try:
+                replies.append(self._recv(w))
+            except EnvWorkerFailure as err:
+                failed.update(err.failed)
+                details.append(err.detail)
         self.busy = False
+        if failed:
+            raise EnvWorkerFailure(failed, "".join(details))
         return replies
+
+    def restart(self, workers) -> None:
+        """Replace the given workers by fresh ones, with fresh engines; waits until they are ready."""
+        self.busy = True
+        for w in workers:
+            self.conns[w].close()
+            if self.procs[w].poll() is None:  # raised, and may still be closing its engines
+                self.procs[w].kill()
+            self.procs[w].wait()
+            self._spawn(w)
+        for w in workers:
+            self._recv(w)
+        self.busy = False
 
     def close(self):
         """Ask idle workers to close their engines; kill workers that owe a reply (interrupted
@@ -431,18 +495,19 @@ class WorkerPool:
         if self.closed:
             return
         self.closed = True
+        started = [w for w, proc in enumerate(self.procs) if proc is not None]
         if not self.busy:
-            for conn in self.conns:
+            for w in started:
                 with contextlib.suppress(OSError):
-                    conn.send(("close", None, None))
-        for proc in self.procs:
+                    self.conns[w].send(("close", None, None))
+        for w in started:
             try:
-                proc.wait(timeout=0 if self.busy else 10)
+                self.procs[w].wait(timeout=0 if self.busy else 10)
             except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        for conn in self.conns:
-            conn.close()
+                self.procs[w].kill()
+                self.procs[w].wait()
+        for w in started:
+            self.conns[w].close()
 
 
 class SubprocVecEnv:
@@ -465,6 +530,28 @@ class SubprocVecEnv:
         info = {key: np.concatenate([i[key] for i in infos]) for key in infos[0]}
         return (np.concatenate(obs), np.concatenate(state), np.concatenate(reward),
                 np.concatenate(terminated), np.concatenate(truncated), info)
+
+    def recover(self, err: EnvWorkerFailure, step: int):
+        """After `err` (in this group's command or another group's of the same workers): one
+        warning line, the failed workers restarted with fresh engines, and every env of this group
+        reset to a new episode; returns its obs and state. The caller then collects its rollout
+        (or evaluates) again. The MAX_FAILURES-th failure in a row at the same global `step` (no
+        training between them) raises EnvWorkerFailure: the run should stop."""
+        pool = self.pool
+        while True:
+            pool.failures = pool.failures + 1 if pool.failure_step == step else 1
+            pool.failure_step = step
+            if pool.failures >= MAX_FAILURES:
+                raise EnvWorkerFailure(err.failed, err.detail, f" at step {step}, the last of {pool.failures} failures "
+                                       f"in a row with no training between them")
+            print(f"warning: {err} at step {step}; restarting it with fresh engines, and the interrupted rollout "
+                  f"or evaluation starts again (failure {pool.failures} in a row; {MAX_FAILURES} stop the run)",
+                  file=sys.stderr, flush=True)
+            try:
+                pool.restart(list(err.failed))
+                return self.reset()
+            except EnvWorkerFailure as again:  # the new worker failed too
+                err = again
 
     def close(self):
         self.pool.close()  # the groups share the workers; closing either closes both
@@ -508,7 +595,7 @@ def make_vec_env(env_id: str, num_envs: int, num_workers: int = 0, backend: str 
     return make_vec_envs(env_id, num_envs, 0, num_workers, backend)[0]
 
 
-# Resident memory in MB, measured with gfootball 2.10.2 on Python 3.11 (README, "Memory"): a
+# Resident memory in MB, measured with gfootball 2.10.2 on Python 3.11 (docs/football.md, "Memory"): a
 # worker process before its first engine, each engine it holds, and the training process
 # (Python, torch, networks and optimisers) without its rollout buffers.
 GRF_WORKER_MB = 80  # measured 76

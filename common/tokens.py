@@ -1,5 +1,5 @@
 """Entity tokens: how each agent's observation and the global state split into entities, the
-nodes of HAPPO-RGA's attention (README, "HAPPO-RGA").
+nodes of HAPPO-RGA's attention (docs/happo_rga.md).
 
 A layout is a tuple of token groups. A group holds tokens of one kind (self, landmark, other
 agent, player, ball, game mode, ...), all with the same features: `index[t, f]` is the position,

@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import psutil
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
@@ -58,3 +59,36 @@ def tiny_run(tmp_path):
         assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
         return result
     return _run
+
+
+def workers_of(proc: subprocess.Popen) -> list[psutil.Process]:
+    """The env worker processes a script started (its own children only)."""
+    try:
+        return [p for p in psutil.Process(proc.pid).children(recursive=True) if "worker_main" in " ".join(p.cmdline())]
+    except psutil.NoSuchProcess:
+        return []
+
+
+def gone(workers: list[psutil.Process], timeout: float = 10) -> bool:
+    _, alive = psutil.wait_procs(workers, timeout=timeout)
+    return not alive
+
+
+@pytest.fixture(scope="session")
+def checkpoint_of(tmp_path_factory):
+    """script -> the checkpoint of its TINY run on its default env (--save-model), made once."""
+    made = {}
+
+    def _of(script: str) -> Path:
+        if script not in made:
+            cwd = tmp_path_factory.mktemp(script.replace(".py", ""))
+            result = run_script(script, *tiny(script), "--save-model", cwd=cwd)
+            assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+            (made[script],) = run_dir(cwd).glob("*.cleanrl_model")
+        return made[script]
+    return _of
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "reproduction: learning floors and golden traces of every script "
+                                       "(tests/test_reproduction.py), what a fork's CI runs: pytest -m reproduction")

@@ -99,7 +99,7 @@ def test_episode_score_is_a_goal_on_the_last_step(ps_episodes):
 def test_engines_per_worker_keep_the_vector_env_contract(num_workers):
     """4 envs in 1, 2 or 4 worker processes (4, 2 or 1 engines each, stepped in turn) keep the
     contract of every finished episode: auto-reset, return, length, score. The engine is not
-    bit-reproducible across processes (README), so the layouts are not compared step for step;
+    bit-reproducible across processes (docs/football.md), so the layouts are not compared step for step;
     seeding through the chunks is the code MPE's workers-equal-serial test checks bit for bit."""
     rng = np.random.default_rng(num_workers)
     envs = make_vec_env("grf_3v1", 4, num_workers=num_workers, backend="gfootball")

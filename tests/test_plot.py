@@ -1,4 +1,4 @@
-"""benchmarks/plot.py on small synthetic results: the table holds the numbers written, the
+"""benchmarks/plot.py on small synthetic results: the tables hold the numbers written, the
 figures exist; benchmarks/digitize.py reads back curves drawn in the authors' colours."""
 
 import sys
@@ -21,11 +21,12 @@ def write_run(path, steps, train, evals):
 
 
 def test_table_and_figures_from_synthetic_results(tmp_path, capsys):
-    """Two HAPPO seeds to 1e7 whose last 10% of evaluations average -30 and -34 (so -32 ± 2,
-    within one std of the published -25.5? no: 6.5 > 2) and a third still running at 2e6, which
-    must not pull the row back to its steps; one MAPPO seed to 2e6 (shorter than
-    the paper's runs); the authors' code: one seed whose last evaluations average -40. Also the
-    like-for-like table of both implementations at 1M, 2M, 5M, 1e7."""
+    """Two HAPPO seeds to 1e7 whose last 10% of evaluations average -30 and -34 (so -32, whose
+    bootstrap interval over two seeds is [-34, -30]: the published -25.5 lies above it) and a
+    third still running at 2e6, which must not pull the row back to its steps; one MAPPO seed to
+    2e6 (shorter than the paper's runs); the authors' code: one seed whose last evaluations
+    average -40. Also the like-for-like table of both implementations at 1M, 2M, 5M, 1e7, and the
+    claims: HAPPO > MAPPO at MAPPO's 2e6 steps, ours > the authors' code at 1e7."""
     steps = np.arange(1, 101) * 100_000
     late = steps > 9_000_000
     for seed, level in [(1, -30.0), (2, -34.0)]:
@@ -42,21 +43,35 @@ def test_table_and_figures_from_synthetic_results(tmp_path, capsys):
     write_run(tmp_path / "authors" / "mpe_spread" / "happo" / "seed1.csv", steps, np.full(100, -41.0),
               np.where(late, -40.0, -60.0))
 
-    out, table, like = tmp_path / "figures", tmp_path / "table.md", tmp_path / "like.md"
+    out, table, like, claims = tmp_path / "figures", tmp_path / "table.md", tmp_path / "like.md", tmp_path / "claims.md"
     plot.main(["--results", str(tmp_path / "results"), "--authors", str(tmp_path / "authors"),
-               "--out", str(out), "--table", str(table), "--like-for-like", str(like)])
-    rows = {line.split("|")[2].strip(): [c.strip() for c in line.split("|")[1:-1]]
-            for line in table.read_text().splitlines()[2:]}
-    assert rows["HAPPO"] == ["mpe_spread", "HAPPO", "2 (+1 running)", "10,000,000", "-32.0 ± 2.0", "-33.0 ± 2.0",
-                             "-25.5", "no", "-40.0 (1 seed)"]
-    assert rows["MAPPO"] == ["mpe_spread", "MAPPO", "1", "2,000,000", "-45.0", "-50.0", "-20.5",
+               "--out", str(out), "--table", str(table), "--like-for-like", str(like), "--improvement", str(claims)])
+
+    def cells(path):
+        return [[c.strip() for c in line.split("|")[1:-1]]
+                for line in path.read_text().splitlines() if line.startswith("|")]
+
+    rows = {row[1]: row for row in cells(table)[2:]}
+    assert rows["HAPPO"] == ["mpe_spread", "HAPPO", "2 (+1 running)", "10,000,000", "-32.0 [-34.0, -30.0]",
+                             "-32.0 [-34.0, -30.0]", "-33.0 [-35.0, -31.0]", "-25.5", "no, above", "-40.0 (1 seed)"]
+    assert rows["MAPPO"] == ["mpe_spread", "MAPPO", "1", "2,000,000", "-45.0", "-45.0", "-50.0", "-20.5",
                              "not yet (shorter run)", ""]  # the authors' HAPPO curve is not MAPPO's
-    # ours has no evaluation in (0.9M, 1M] (odd bins are NaN); no MAPPO row: no authors' MAPPO
-    header, _, ours, theirs = [[c.strip() for c in line.split("|")[1:-1]] for line in like.read_text().splitlines()]
-    assert header[3:] == ["1,000,000", "2,000,000", "5,000,000", "10,000,000"]
-    assert ours == ["mpe_spread", "HAPPO", "ours", "-70.0 ± 0.0 / n/a (3)", "-70.0 ± 0.0 / -60.0 ± 0.0 (3)",
-                    "-70.0 ± 0.0 / -60.0 ± 0.0 (2)", "-33.0 ± 2.0 / -32.0 ± 2.0 (2)"]
-    assert theirs[2:] == ["authors' code", "-41.0 / -60.0 (1)", "-41.0 / -60.0 (1)", "-41.0 / -60.0 (1)", "-41.0 / -40.0 (1)"]
+    assert "95% percentile bootstrap interval over seeds" in table.read_text()  # the legend says what [a, b] is
+    # ours has no evaluation in (0.9M, 1M] (odd bins are NaN); no MAPPO rows: no authors' MAPPO
+    header, _, *rows = cells(like)
+    assert header[4:] == ["1,000,000", "2,000,000", "5,000,000", "10,000,000"]
+    assert [row[2:] for row in rows] == [
+        ["eval", "ours", "n/a (3)", "-60.0 [-60.0, -60.0] (3)", "-60.0 [-60.0, -60.0] (2)", "-32.0 [-34.0, -30.0] (2)"],
+        ["eval", "authors' code", "-60.0 (1)", "-60.0 (1)", "-60.0 (1)", "-40.0 (1)"],
+        ["eval", "ours − authors' code", "", "+0.0", "+0.0", "+8.0"],
+        ["train", "ours", "-70.0 [-70.0, -70.0] (3)", "-70.0 [-70.0, -70.0] (3)", "-70.0 [-70.0, -70.0] (2)",
+         "-33.0 [-35.0, -31.0] (2)"],
+        ["train", "authors' code", "-41.0 (1)", "-41.0 (1)", "-41.0 (1)", "-41.0 (1)"],
+        ["train", "ours − authors' code", "-29.0", "-29.0", "-29.0", "+8.0"]]
+    # HAPPO's evaluations in (1.8M, 2M] are -60 (both seeds), MAPPO's -45; published -25.5 - -20.5
+    assert cells(claims)[2:] == [
+        ["mpe_spread", "HAPPO > MAPPO", "2,000,000", "2 / 1", "-15.0", "0.00", "-5.0"],
+        ["mpe_spread", "HAPPO (ours) > HAPPO (authors' code)", "10,000,000", "2 / 1", "+8.0", "1.00", ""]]
     for name in ("mpe_train.png", "mpe_eval.png"):
         png = (out / name).read_bytes()
         assert png.startswith(b"\x89PNG") and len(png) > 10_000
@@ -64,11 +79,11 @@ def test_table_and_figures_from_synthetic_results(tmp_path, capsys):
 
 
 def test_digitize_reads_back_curves_drawn_in_the_authors_colours():
-    """A white canvas with a panel laid out as in the authors' figure: a two-pixel HAPPO line in
-    their dark blue rising linearly to 0.8, a MAPPO line in their green at 0.5, and a pale blue
-    band (as their shaded seeds' range) that must not be taken for a line. The reading returns
-    the drawn values to within 1.5 pixel rows (a two-pixel line, rounding, the crossing), at
-    the panel's steps."""
+    """A white canvas with a panel laid out as in the authors' football figure: a two-pixel HAPPO
+    line in their dark blue rising linearly to 0.8, a MAPPO line in their green at 0.5, and a
+    pale blue band (as their shaded seeds' range) that must not be taken for a line. The reading
+    returns the drawn values to within 1.5 pixel rows (a two-pixel line, rounding, the
+    crossing), at the panel's steps."""
     x0, x1, y0, y100 = 50, 350, 250, 30
     canvas = np.full((300, 400, 3), 255)
     columns = np.arange(x0, x1 + 1)
@@ -77,8 +92,49 @@ def test_digitize_reads_back_curves_drawn_in_the_authors_colours():
     canvas[40:60, x0:x1 + 1] = (200, 200, 255)  # band, above both lines
     canvas[rows, columns] = canvas[rows - 1, columns] = (18, 28, 151)
     canvas[y0 - 110, x0:x1 + 1] = (50, 205, 50)
-    steps, curves = digitize.read_panel(digitize.line_masks(canvas), (x0, x1, 2.5e7, y0, y100))
+    steps, curves = digitize.read_panel(digitize.line_masks(canvas),
+                                        digitize.Panel(x0, x1, 2.5e7, y0, 0.0, y100, 1.0, 0.0, 1.0))
     assert steps[0] == 0 and steps[-1] == 2.5e7 and len(steps) == len(columns)
     tolerance = 1.5 / (y0 - y100)
     assert np.abs(curves["happo"] - happo).max() <= tolerance
     assert np.abs(curves["mappo"] - 0.5).max() <= tolerance
+
+
+def test_digitize_reads_the_mpe_panel_onto_the_mpe2_scale(tmp_path):
+    """A canvas laid out as an MPE panel (grid lines at -60 and -110 of the paper's v2 scale, 40
+    rows per 10 points) with lines in the authors' MPE colours: HATD3 magenta at -65, HATRPO
+    orange rising from -95 to -70, HAA2C's pale plum at -100 under HAPPO's lavender band, which
+    must not be read as plum. Two plum pixels far above the line, where a column's largest run
+    picks them, must be dropped as an outlier; a thicker orange line inside the legend box must
+    be ignored. The values come back + 37.5 (the mpe2 scale), to within 1.5 rows (0.4 points),
+    and through the CSV that plot.py reads, with its source line."""
+    x0, x1, row_a, row_b = 50, 350, 50, 250
+    panel = digitize.Panel(x0, x1, 1e7, row_a, -60.0, row_b, -110.0, -120.0, -50.0, 37.5, (300, 350, 240, 280))
+    canvas = np.full((300, 400, 3), 255)
+    columns = np.arange(x0, x1 + 1)
+
+    def row(value):
+        return np.round(digitize.row_of(panel, value)).astype(int)
+
+    hatrpo = -95 + 25 * (columns - x0) / (x1 - x0)
+    canvas[150:195, x0:x1 + 1] = (220, 206, 239)  # HAPPO's band, over the plum line's rows
+    for value, colour in ((-65.0, (221, 17, 239)), (hatrpo, (211, 177, 69)), (-100.0, (200, 176, 202))):
+        canvas[row(value), columns] = canvas[row(value) + 1, columns] = colour
+    canvas[120:122, 100] = (200, 176, 202)  # stray plum pixels
+    canvas[258:261, 305:345] = (211, 177, 69)  # the legend's HATRPO line
+    steps, curves = digitize.read_panel(digitize.mpe_line_masks(canvas), panel)
+    tolerance = 1.5 * 10 / 40
+    assert np.abs(curves["hatd3"] - (-65 + 37.5)).max() <= tolerance
+    assert np.abs(curves["hatrpo"] - (hatrpo + 37.5)).max() <= tolerance
+    stray = 100 - x0
+    assert np.isnan(curves["haa2c"][stray])
+    assert np.abs(np.delete(curves["haa2c"], stray) - (-100 + 37.5)).max() <= tolerance
+    assert np.isnan(curves["happo"]).all() and np.isnan(curves["mappo"]).all()
+
+    path = tmp_path / "mpe_spread.csv"
+    digitize.write_csv(path, steps, {"hatd3": curves["hatd3"], "haa2c": curves["haa2c"]}, "a synthetic canvas", 2)
+    assert path.read_text().startswith("# a synthetic canvas\nstep,hatd3,haa2c\n")
+    published = plot.load_published("mpe_spread", tmp_path)
+    assert np.array_equal(published["hatd3"][0], steps.astype(int))
+    assert np.abs(published["hatd3"][1] - curves["hatd3"]).max() <= 0.005
+    assert len(published["haa2c"][0]) == len(columns) - 1  # the dropped column is left out

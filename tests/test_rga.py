@@ -68,7 +68,7 @@ def test_both_branches_off_is_the_identity():
 def test_no_mask_is_constant_at_initialisation():
     """Every mask depends on its input from the start: with the original's reduced widths of 1
     and no BatchNorm, a ReLU unit over non-negative inputs was dead for every input in about
-    one spread actor in seven (README, HAPPO-RGA)."""
+    one spread actor in seven (docs/happo_rga.md)."""
     layout = obs_layouts("mpe_spread")[0]
     for seed in range(50):
         torch.manual_seed(seed)
@@ -194,3 +194,56 @@ def test_rollout_and_update_give_the_same_log_probs(env_id):
             perm = torch.randperm(64)
             update_logp, _ = actor.evaluate(obs[perm], actions[perm])
         torch.testing.assert_close(update_logp, logp[perm])
+
+
+def explicit_extractor(extractor: RGAExtractor, layout, x):
+    """The extractor written out from the formulas with its own weights, nothing folded: each
+    kind's tokens embedded on their own, the N x N and C x C affinity matrices formed, every
+    mask layer applied to its concatenated input (eq. 2-8), then pooling."""
+    def lin(layer, v):
+        return v @ layer.weight.t() + layer.bias
+
+    def mask(u, v, branch):
+        return torch.sigmoid(lin(branch.mask_out, torch.relu(lin(branch.mask_hidden, torch.cat([u, v], -1)))))
+
+    x = extractor.norm(x)
+    kinds = list(dict.fromkeys(g.kind for g in layout))
+    w, b = extractor.embed.weight, extractor.embed.bias
+    tokens = [x[:, g.index] @ w[kinds.index(g.kind), : g.shape[1]] + b[kinds.index(g.kind)] for g in layout]
+    x = torch.relu(torch.cat(tokens, 1))  # (B, N, C)
+    n = x.shape[1]
+    spatial = extractor.rga.spatial
+    t, p, u = torch.relu(lin(spatial.embed, x)).split(spatial.f, -1)
+    r = t @ p.transpose(1, 2)  # R(i, j) = t_i . p_j
+    diagonal = r.diagonal(0, 1, 2)
+    others = max(n - 1, 1)
+    relation = torch.stack([diagonal, (r.sum(2) - diagonal) / others, (r.sum(1) - diagonal) / others], -1)
+    x = x * mask(u, torch.relu(lin(spatial.embed_relation, relation)), spatial)  # eq. 7
+    channel = extractor.rga.channel
+    t, p, u = torch.relu(lin(channel.embed, x.transpose(1, 2))).split(channel.g, -1)  # per channel: (B, C, g)
+    r = t @ p.transpose(1, 2)  # R(c, d) = t_c . p_d
+    v = torch.relu(lin(channel.embed_relation, torch.cat([r, r.transpose(1, 2)], -1)))
+    return mask(u, v, channel).squeeze(-1) * x.mean(1)
+
+
+LAYOUT_CASES = [(env_id, n, which) for env_id, n in ENV_CASES for which in ("obs", "state")]
+
+
+@pytest.mark.parametrize("env_id, n, which", LAYOUT_CASES)
+def test_extractor_equals_the_explicit_formulas(env_id, n, which):
+    """On every env's layouts, in chunks (as at an update's batch) and whole: the same h and the
+    same gradients as the formulas written out."""
+    layout = obs_layouts(env_id, n)[0] if which == "obs" else state_layout(env_id, n)
+    torch.manual_seed(0)
+    extractor = RGAExtractor(layout, 32)
+    for p in extractor.parameters():  # away from the initialisation's zeros (the embedding's bias)
+        p.data.add_(0.1 * torch.randn_like(p))
+    x = torch.randn(50, extractor.embed.size)
+    expected = explicit_extractor(extractor, layout, x)
+    expected_grads = torch.autograd.grad(expected.square().sum(), list(extractor.parameters()))
+    for chunk in (7, 50):
+        extractor.chunk = chunk
+        h = extractor(x)
+        torch.testing.assert_close(h, expected, rtol=1e-5, atol=1e-6)
+        for got, want in zip(torch.autograd.grad(h.square().sum(), list(extractor.parameters())), expected_grads):
+            torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)

@@ -7,13 +7,12 @@ import subprocess
 import sys
 import time
 
-import psutil
 import pytest
 import torch
 
 from common.config import MPE_BACKEND, PRESETS, parse_args
 from common.envs import GRF_ENVS, MPE_ENVS, check_memory
-from conftest import GRF_TINY, REPO, read_scalars, run_dir, run_script, tiny
+from conftest import GRF_TINY, REPO, gone, read_scalars, run_dir, run_script, tiny, workers_of
 
 ON_POLICY = ["happo.py", "happo_rga.py", "mappo.py", "haa2c.py", "hatrpo.py"]
 SCRIPTS = [*ON_POLICY, "hatd3.py"]
@@ -64,25 +63,12 @@ def test_smoke_football(script, env_id, tmp_path):
     assert scalars["eval/score_rate"][0][1] in (0.0, 0.5, 1.0)  # 2 episodes
 
 
-def workers_of(proc: subprocess.Popen) -> list[psutil.Process]:
-    """The env worker processes a script started."""
-    try:
-        return [p for p in psutil.Process(proc.pid).children(recursive=True) if "worker_main" in " ".join(p.cmdline())]
-    except psutil.NoSuchProcess:
-        return []
-
-
 def start_football(script, tmp_path, *args):
     """6 training + 6 evaluation envs in 2 workers; its own process group, as a terminal's job."""
     cmd = [sys.executable, "-u", str(REPO / script), "--env", "grf_3v1", *GRF_TINY, "--num-envs", "6",
            "--num-workers", "2", "--num-eval-envs", "6", "--num-steps", "200", "--total-timesteps", "1200", *args]
     return subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
-
-
-def gone(workers: list[psutil.Process], timeout: float = 10) -> bool:
-    _, alive = psutil.wait_procs(workers, timeout=timeout)
-    return not alive
 
 
 @pytest.mark.parametrize("script", ["happo.py"])  # the env layer: one script suffices
@@ -181,7 +167,11 @@ def test_same_seed_same_losses_on_both_backends(script, env_id, tmp_path):
 BAD_INPUT = [  # (the scripts it applies to, arguments, what the error says)
     (SCRIPTS, ["--env", "mpe_nope"], "valid ids: mpe_spread, "),
     (ON_POLICY, ["--num-envs", "3", "--num-steps", "5", "--num-minibatches", "2"], "--num-minibatches 2 does not divide"),
-    (SCRIPTS, ["--num-envs", "0"], "--num-envs must be positive"),
+    (SCRIPTS, ["--num-envs", "0"], "--num-envs 0 is out of range; it must be >= 1"),
+    (["happo.py"], ["--learning-rate", "-1"], "--learning-rate -1.0 is out of range; it must be > 0"),
+    (["hatd3.py"], ["--gamma", "2"], "--gamma 2.0 is out of range; it must be in [0, 1]"),
+    (["mappo.py"], ["--clip-coef", "-1"], "--clip-coef -1.0 is out of range; it must be > 0"),
+    (["hatrpo.py"], ["--hidden-sizes"], "--hidden-sizes needs at least one value, each >= 1"),
     (ON_POLICY, ["--total-timesteps", "1000"], "less than one iteration's batch of 4000"),
     (["hatd3.py"], ["--total-timesteps", "999"], "less than one iteration's 1000 steps (num-envs x train-interval)"),
     (SCRIPTS, ["--resume", "missing.cleanrl_model"], "no such file"),
@@ -217,9 +207,8 @@ CHECKPOINT_KEYS["hatd3.py"] = {"actors", "target_actors", "critics", "target_cri
 
 
 @pytest.mark.parametrize("script", SCRIPTS)
-def test_save_resume_and_wrong_env(script, tiny_run, tmp_path):
-    tiny_run(script, "--save-model")
-    (ckpt,) = run_dir(tmp_path).glob("*.cleanrl_model")
+def test_save_resume_and_wrong_env(script, tiny_run, checkpoint_of, tmp_path):
+    ckpt = checkpoint_of(script)  # a TINY run's, with --save-model
     state = torch.load(ckpt, weights_only=True)
     assert state["global_step"] == 100 and state["env"] == mpe_id(script, "mpe_spread")
     assert CHECKPOINT_KEYS[script] <= set(state)
@@ -235,15 +224,24 @@ def test_save_resume_and_wrong_env(script, tiny_run, tmp_path):
     assert wrong.returncode == 2 and f"checkpoint for {mpe_id(script, 'mpe_spread')}," in wrong.stderr
 
 
-# NaN advantages (on-policy: the first update); NaN TD targets (HATD3: after the warm-up)
-NAN_LOSS = {script: "iteration 1: .*policy_loss is nan" for script in ON_POLICY}
-NAN_LOSS["hatd3.py"] = "iteration 2: q_loss is nan"
+# A diverged critic, resumed: NaN advantages (on-policy: the resumed run's first update); NaN
+# Q-values (HATD3: after the resumed run's warm-up)
+NAN_LOSS = {script: "iteration 3: .*policy_loss is nan" for script in ON_POLICY}
+NAN_LOSS["hatd3.py"] = "iteration 4: q_loss is nan"
 
 
 @pytest.mark.parametrize("script", SCRIPTS)
-def test_nan_loss_stops_with_iteration_and_loss_named(script, tmp_path):
-    result = run_script(script, *tiny(script), "--gamma", "nan", cwd=tmp_path)
-    assert result.returncode == 1
+def test_nan_loss_stops_with_iteration_and_loss_named(script, checkpoint_of, tmp_path):
+    state = torch.load(checkpoint_of(script), weights_only=True)
+    critics = [state["critic"]] if "critic" in state else state["critics"] + state["target_critics"]
+    for weights in critics:
+        for tensor in weights.values():
+            if tensor.is_floating_point():
+                tensor.fill_(float("nan"))
+    torch.save(state, tmp_path / "diverged.cleanrl_model")
+    result = run_script(script, *tiny(script), "--resume", "diverged.cleanrl_model", "--total-timesteps", "200",
+                        cwd=tmp_path)
+    assert result.returncode == 1, result.stdout[-2000:] + result.stderr[-3000:]
     assert re.search(f"non-finite loss at {NAN_LOSS[script]}", result.stderr), result.stderr
     assert list(run_dir(tmp_path).glob("*.cleanrl_model"))
 

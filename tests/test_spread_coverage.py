@@ -25,6 +25,6 @@ def test_uncovered_counts_landmarks_without_an_agent_nearby():
 def test_a_file_that_is_not_a_checkpoint_is_one_line():
     out = subprocess.run([sys.executable, str(REPO / "benchmarks" / "spread_coverage.py"), str(REPO / "README.md")],
                          capture_output=True, text=True)
-    assert out.returncode == 1 and out.stderr.strip().splitlines() == [
+    assert out.returncode == 2 and out.stderr.strip().splitlines() == [
         f"error: cannot read {REPO / 'README.md'} as a checkpoint (UnpicklingError); give the `.cleanrl_model` "
         "files that --save-model writes"]

@@ -118,6 +118,9 @@ def test_time_left_takes_each_running_runs_own_estimate_and_each_scripts_own_len
     (["--scripts", "happo.py", "--envs", "mpe_nope", "--seeds", "1"], "valid envs: mpe_spread, mpe_spread_continuous"),
     (["--scripts", "happo.py", "--envs", "mpe_spread", "--seeds", "one"], "--seeds: invalid int value"),
     (["--scripts", "happo.py", "--envs", "mpe_spread", "--seeds", "1", "--flags=--seed 2"], "may not set --seed"),
+    (["--scripts", "happo.py", "--envs", "mpe_spread", "--seeds", "1", "--workers", "0"],
+     "--workers 0 is out of range; it must be >= 1"),
+    (["--scripts", "happo.py", "--envs", "mpe_spread", "--seeds", "-1"], "--seeds -1 is out of range; it must be in [0, "),
 ])
 def test_bad_arguments_stop_with_one_line(args, named, tmp_path):
     result = subprocess.run([sys.executable, SWEEP, *args, "--sweeps-dir", str(tmp_path)], capture_output=True,

@@ -1,0 +1,112 @@
+"""Reproduction smoke tests, what a fork's CI runs (`pytest -m reproduction tests`): every script
+still learns (a learning floor), and its update still computes the same numbers (a golden trace).
+
+Golden traces: each script, seed 1, a few iterations on a tiny budget; every scalar it logs
+(losses, returns, evaluations; not the wall-clock SPS) must match tests/golden/{algo}.json to
+GOLDEN_RTOL. A change to a script's mathematics moves them far more than that; float rounding
+(another CPU, thread count or torch build) moves them less. After an intended change, write
+them anew and commit them:
+
+    REGENERATE_GOLDEN=1 .venv/bin/python -m pytest -q -m reproduction tests -k golden
+"""
+
+import json
+import math
+import os
+from pathlib import Path
+
+import pytest
+
+from conftest import read_scalars, run_dir, run_script
+from test_scripts import ON_POLICY, SCRIPTS
+
+pytestmark = pytest.mark.reproduction
+
+GOLDEN_DIR = Path(__file__).resolve().parent / "golden"
+REGENERATE = os.environ.get("REGENERATE_GOLDEN") == "1"
+REGENERATE_COMMAND = "REGENERATE_GOLDEN=1 .venv/bin/python -m pytest -q -m reproduction tests -k golden"
+
+# The fastest task of each script, on its preset's (batched) simulator
+TASK = {script: "mpe_spread_continuous" if script == "hatd3.py" else "mpe_spread" for script in SCRIPTS}
+# One torch thread: the traces and the floors then do not depend on the machine's core count.
+PINNED = ["--seed", "1", "--torch-threads", "1"]
+EVAL_EACH_ITERATION = ["--eval-interval", "1", "--eval-episodes", "2", "--num-eval-envs", "2"]
+# On-policy: 3 iterations of 4 envs x 50 steps (8 episodes each), the preset's 5 epochs.
+# HATD3: 4 iterations of 4 envs x 50 steps, the first the warm-up, then 50 gradient steps each.
+GOLDEN_ARGS = {script: ["--env", TASK[script], "--num-envs", "4", "--num-steps", "50",
+                        "--total-timesteps", "600", *EVAL_EACH_ITERATION, *PINNED] for script in ON_POLICY}
+GOLDEN_ARGS["hatd3.py"] = ["--env", TASK["hatd3.py"], "--num-envs", "4", "--train-interval", "50",
+                           "--warmup-steps", "200", "--batch-size", "64", "--total-timesteps", "800",
+                           *EVAL_EACH_ITERATION, *PINNED]
+NOT_TRACED = {"charts/SPS"}  # wall-clock
+GOLDEN_RTOL, GOLDEN_ATOL = 1e-4, 1e-6
+
+
+def trace(script: str, cwd) -> dict[str, list[list[float]]]:
+    """Run `script` on its golden budget in `cwd`; every logged scalar but the wall-clock ones."""
+    result = run_script(script, *GOLDEN_ARGS[script], cwd=cwd)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    return {tag: [[step, value] for step, value in values]
+            for tag, values in sorted(read_scalars(run_dir(cwd)).items()) if tag not in NOT_TRACED}
+
+
+def close(golden: float, value: float) -> bool:
+    return (math.isnan(golden) and math.isnan(value)) or math.isclose(
+        value, golden, rel_tol=GOLDEN_RTOL, abs_tol=GOLDEN_ATOL)
+
+
+def differences(golden: dict, new: dict) -> list[str]:
+    """Where `new` departs from `golden`: tags, steps or values, one line each."""
+    lines = [f"{tag}: {'not in the golden file' if tag not in golden else 'no longer logged'}"
+             for tag in sorted(set(golden) ^ set(new))]
+    for tag in sorted(set(golden) & set(new)):
+        if [step for step, _ in golden[tag]] != [step for step, _ in new[tag]]:
+            lines.append(f"{tag}: logged at steps {[s for s, _ in new[tag]]}, golden {[s for s, _ in golden[tag]]}")
+            continue
+        lines += [f"{tag} at step {step:g}: {value!r}, golden {expected!r}"
+                  for (step, expected), (_, value) in zip(golden[tag], new[tag]) if not close(expected, value)]
+    return lines
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_golden_trace(script, tmp_path):
+    path = GOLDEN_DIR / f"{script.removesuffix('.py')}.json"
+    new = trace(script, tmp_path)
+    if REGENERATE:
+        GOLDEN_DIR.mkdir(exist_ok=True)
+        path.write_text(json.dumps({"script": script, "args": GOLDEN_ARGS[script], "scalars": new}, indent=1) + "\n")
+        pytest.skip(f"wrote {path.relative_to(GOLDEN_DIR.parents[1])}")
+    how = f"if the change is intended, regenerate the traces with `{REGENERATE_COMMAND}` and commit tests/golden/"
+    assert path.exists(), f"no golden trace {path}; {how}"
+    golden = json.loads(path.read_text())
+    assert golden["args"] == GOLDEN_ARGS[script], f"the golden trace was made with other flags; {how}"
+    lines = differences(golden["scalars"], new)
+    assert not lines, (f"{script}'s first iterations differ from {path.name} ({len(lines)} values, "
+                       f"tolerance rel {GOLDEN_RTOL:g}):\n  " + "\n  ".join(lines[:12]) + f"\n{how}")
+
+
+# Learning floors: each script with its preset on its fastest task, cut to `total` env steps;
+# the mean training return of the last `window` steps must reach `floor` (random: about -79).
+# Measured on a shared 2-core VM, --torch-threads 1, seeds 1-5 (`--seed N`, all else as here):
+#   MEASUREMENTS
+FLOORS = {  # script: (total, window, floor)
+    "happo.py": (100_000, 20_000, -74.0),
+    "happo_rga.py": (100_000, 20_000, -74.0),
+    "mappo.py": (100_000, 20_000, -74.0),
+    "haa2c.py": (100_000, 20_000, -74.0),
+    "hatrpo.py": (100_000, 20_000, -74.0),
+    "hatd3.py": (50_000, 10_000, -74.0),
+}
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_learning_floor(script, tmp_path):
+    total, window, floor = FLOORS[script]
+    result = run_script(script, "--env", TASK[script], "--total-timesteps", str(total), "--eval-interval", "0",
+                        *PINNED, cwd=tmp_path, timeout=900)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    returns = [value for step, value in read_scalars(run_dir(tmp_path))["charts/episodic_return"]
+               if step > total - window]
+    mean = sum(returns) / len(returns)
+    assert mean >= floor, (f"{script} on {TASK[script]}, seed 1: mean training return {mean:.2f} over the last "
+                           f"{window} of {total} steps, below the floor {floor} (random: about -79)")
