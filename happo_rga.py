@@ -43,7 +43,7 @@ class Args:
     wandb_project_name: str = "harl-cleanrl"
     """the wandb project name"""
     capture_video: bool = False
-    """if toggled, save the frames of one evaluation episode per evaluation under `videos/`"""
+    """if toggled, record one deterministic episode per evaluation as `videos/{run_name}/step_{N}.mp4`"""
     save_model: bool = False
     """if toggled, save a checkpoint at the end of training (Ctrl-C and NaN always save one)"""
     checkpoint_interval: int = 0
@@ -573,7 +573,7 @@ if __name__ == "__main__":
                         with torch.no_grad():
                             obs_t = torch.as_tensor(o, device=device)
                             return joint_act(actors, obs_t, obs_dims, deterministic=True)[0].cpu().numpy()
-                    record_episode(args.env, policy, args.seed + iteration, f"videos/{run_name}/step_{global_step}")
+                    record_episode(args.env, policy, args.seed + iteration, f"videos/{run_name}/step_{global_step}.mp4")
 
             if iteration % args.log_interval == 0 or iteration == num_iterations:
                 elapsed = time.time() - start_time

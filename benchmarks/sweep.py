@@ -66,6 +66,7 @@ from common.envs import CORES, ENV_IDS, GRF_ENVS, available_memory_mb, football_
 SCRIPTS = [f"{algo}.py" for algo in PRESETS]
 DONE = "done"  # the marker of a complete run
 LOG = "log.txt"
+CARRIED = "carried.csv"  # the curve of the segments run elsewhere, before the kept checkpoint
 # Resident memory of one run, all its processes, with a margin: an on-policy MPE run, and HATD3
 # with its replay buffer of 1e6 transitions. Football is estimated from its sizes.
 MPE_RUN_MB, HATD3_RUN_MB = 600, 2000
@@ -164,13 +165,32 @@ def newest_checkpoint(directory) -> Path | None:
     return max(checkpoints, key=lambda path: path.stat().st_mtime) if checkpoints else None
 
 
+def kept_checkpoint(run: Run, settings: Settings) -> Path:
+    """Where the sweep keeps a copy of the run's newest checkpoint beside its CSV, for the
+    repository: results/checkpoints/{env}/{algo}/seed{N}.cleanrl_model. Committed with the CSV,
+    it lets the same command go on with the run in a new clone, on another machine."""
+    return Path(settings.results_dir) / "checkpoints" / run.env / run.algo / f"seed{run.seed}.cleanrl_model"
+
+
+def resume_from(run: Run, settings: Settings) -> Path | None:
+    """The newest checkpoint of the run's own segments; where it has none (a new clone), the kept
+    one, if a run with the same --flags kept it (another sweep's run of this script, env and seed,
+    say a shorter one, is not this run)."""
+    kept = kept_checkpoint(run, settings)
+    try:
+        same = json.loads(kept.with_suffix(".json").read_text())["flags"] == list(run.flags)
+    except (OSError, ValueError, KeyError):
+        same = False
+    return newest_checkpoint(run.directory) or (kept if same and kept.exists() else None)
+
+
 def is_complete(run: Run) -> bool:
     return (run.path / DONE).exists()
 
 
 def command(run: Run, settings: Settings) -> list[str]:
     """The run's command line: from its newest checkpoint if it has one, else from scratch."""
-    checkpoint = newest_checkpoint(run.directory)
+    checkpoint = resume_from(run, settings)
     resume = ["--resume", str(checkpoint.resolve())] if checkpoint else []
     return [settings.python, str(REPO / run.script), "--env", run.env, "--seed", str(run.seed),
             *run.flags, *sweep_flags(run, settings), *resume]
@@ -228,7 +248,14 @@ def start(run: Run, settings: Settings) -> subprocess.Popen | None:
         return None
     (run.path / "run.json").write_text(json.dumps(asdict(run), indent=1))
     cmd = command(run, settings)
-    if "--resume" in cmd:
+    if "--resume" in cmd and newest_checkpoint(run.directory) is None:
+        # from the kept checkpoint, on a machine without the earlier segments' logs: their curve
+        # is the CSV kept beside it, which this machine's segments continue
+        print(f"resume {run.name} from {cmd[-1]}", flush=True)
+        csv = results_path(settings.results_dir, run.env, run.algo, run.seed)
+        if csv.exists() and not (run.path / CARRIED).exists():
+            shutil.copyfile(csv, run.path / CARRIED)
+    elif "--resume" in cmd:
         print(f"resume {run.name} from {Path(cmd[-1]).relative_to(run.path)}", flush=True)
         export(run, settings)  # what the earlier segments logged, in case this one never ends
     else:
@@ -343,10 +370,21 @@ def write_csv(path: Path, rows: list[tuple]) -> None:
     os.replace(tmp, path)
 
 
-def export_csv(log_dirs, env_id: str, csv_path, bin_size: int = 100_000) -> int | None:
+def carry_on(carried: dict[str, np.ndarray], rows: list[tuple]) -> list[tuple]:
+    """The rows of a CSV written elsewhere (`carried`) before this machine's first bin, then this
+    machine's rows, their training time counted on from the carried one's."""
+    first = rows[0][0] if rows else math.inf
+    keep = np.flatnonzero(carried["step"] < first)
+    before = [(int(carried["step"][i]), *(carried[c][i] for c in CSV_COLUMNS[1:])) for i in keep]
+    offset = before[-1][3] if before else 0.0
+    return before + [(step, train, evaluation, wall + offset, sps) for step, train, evaluation, wall, sps in rows]
+
+
+def export_csv(log_dirs, env_id: str, csv_path, bin_size: int = 100_000, carried=None) -> int | None:
     """Write the learning curve of one run, its TensorBoard directories (the segments of a
-    resumed run) merged, to `csv_path`. Returns the number of rows, or None (and writes
-    nothing) if nothing is logged."""
+    resumed run) merged, to `csv_path`, after the rows of the CSV `carried` (the segments run on
+    another machine) if given. Returns the number of rows, or None (and writes nothing) if
+    nothing is logged."""
     train_tag, eval_tag = curve_tags(env_id)
     tags = (train_tag, eval_tag, SPS_TAG)
     segments = [s for s in (read_segment(d, tags) for d in log_dirs) if s is not None]
@@ -354,6 +392,8 @@ def export_csv(log_dirs, env_id: str, csv_path, bin_size: int = 100_000) -> int 
     if not any(len(rows) for rows in merged.values()):
         return None
     rows = bin_rows(merged, train_tag, eval_tag, bin_size)
+    if carried is not None and Path(carried).exists():
+        rows = carry_on(read_results(carried), rows)
     write_csv(Path(csv_path), rows)
     return len(rows)
 
@@ -365,8 +405,17 @@ def read_results(path) -> dict[str, np.ndarray]:
 
 
 def export(run: Run, settings: Settings) -> int | None:
-    return export_csv(Path(run.directory).glob("runs/*"), run.env, results_path(settings.results_dir, run.env, run.algo, run.seed),
-                      settings.bin)
+    """The run's CSV, and a copy of its newest checkpoint kept beside it (kept_checkpoint)."""
+    rows = export_csv(Path(run.directory).glob("runs/*"), run.env,
+                      results_path(settings.results_dir, run.env, run.algo, run.seed), settings.bin,
+                      run.path / CARRIED)
+    if (checkpoint := newest_checkpoint(run.directory)) is not None:
+        kept = kept_checkpoint(run, settings)
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(checkpoint, kept.with_suffix(".tmp"))
+        os.replace(kept.with_suffix(".tmp"), kept)  # a reader never sees half a checkpoint
+        kept.with_suffix(".json").write_text(json.dumps({"flags": list(run.flags)}) + "\n")
+    return rows
 
 
 # ---- locally: a pool of runs ----
@@ -640,7 +689,7 @@ def main(argv=None) -> int:
         return 0
 
     todo = [run for run in runs if not is_complete(run)]
-    resumed = sum(newest_checkpoint(run.directory) is not None for run in todo)
+    resumed = sum(resume_from(run, settings) is not None for run in todo)
     print(f"{len(runs)} run{'s' * (len(runs) != 1)} in {sweep_dir}: {len(runs) - len(todo)} complete, "
           f"{len(todo)} to run ({resumed} from a checkpoint)")
     if not todo:

@@ -3,6 +3,7 @@
     python benchmarks/throughput.py                  # MPE Spread, about 3 minutes on 2 cores
     python benchmarks/throughput.py --train-steps 400000
     python benchmarks/throughput.py --env grf_ca_hard   # football, about 20 minutes on 2 cores
+    python benchmarks/throughput.py --env grf_ca_hard --script happo.py happo_rga.py   # alternated
     python benchmarks/throughput.py --env grf_ca_hard --num-envs 2 --script happo_rga.py
 
 An env-step is one step of one environment (all agents act), as `--total-timesteps` counts.
@@ -10,7 +11,9 @@ Training figures are the SPS that happo.py itself reports at its last iteration 
 imports excluded), for the paper preset with evaluation off: MPE 20 envs x 200 steps, 5 epochs,
 1 minibatch; football the whole preset (50 envs x 1000 steps, 15 epochs, 2 minibatches, one
 iteration) in `--num-workers` worker processes, against the same 50 raw engines in the same
-workers stepped with random actions (`--num-envs` changes the 50, `--script` the script).
+workers stepped with random actions (`--num-envs` changes the 50, `--script` the script; several
+scripts alternate with the raw engines, and each row gives the script's collect / update split:
+the seconds of the rollout and of the update in its iteration).
 """
 
 import argparse
@@ -48,11 +51,19 @@ def raw_env_speed(env_id: str, backend: str, num_envs: int, num_workers: int = 0
     return rate
 
 
-def training_speed(env_id: str, backend: str, total_steps: int, extra: list[str], script: str = "happo.py") -> float:
+def training_run(env_id: str, backend: str, total_steps: int, extra: list[str],
+                 script: str = "happo.py") -> tuple[float, float, float]:
+    """The SPS the script reports at its last iteration, and the fractions of its training time
+    spent collecting (rollout) and updating, from its progress line."""
     cmd = [sys.executable, str(REPO / script), "--env", env_id, "--env-backend", backend,
            "--total-timesteps", str(total_steps), "--eval-interval", "0", "--log-interval", "1", *extra]
     out = subprocess.run(cmd, cwd=os.environ.get("TMPDIR", "/tmp"), capture_output=True, text=True, check=True)
-    return float(re.findall(r"SPS (\d+)", out.stdout)[-1])
+    sps, collect, update = re.findall(r"SPS (\d+) \(collect (\d+)%, update (\d+)%\)", out.stdout)[-1]
+    return float(sps), int(collect) / 100, int(update) / 100
+
+
+def training_speed(env_id: str, backend: str, total_steps: int, extra: list[str], script: str = "happo.py") -> float:
+    return training_run(env_id, backend, total_steps, extra, script)[0]
 
 
 def cpu_name() -> str:
@@ -73,7 +84,8 @@ if __name__ == "__main__":
     parser.add_argument("--num-workers", type=int, default=2, help="football: worker processes")
     parser.add_argument("--repeats", type=int, default=3, help="football: raw/training pairs")
     parser.add_argument("--num-envs", type=int, default=50, help="football: engines (the preset's 50)")
-    parser.add_argument("--script", default="happo.py", help="football: the training script")
+    parser.add_argument("--script", nargs="+", default=["happo.py"],
+                        help="football: the training script(s), alternated with the raw engines")
     parser.add_argument("--cuda", action="store_true", help="also time training with --cuda")
     opts = parser.parse_args()
 
@@ -88,12 +100,20 @@ if __name__ == "__main__":
         w, n = opts.num_workers, opts.num_envs
         train = ["--num-workers", str(w), "--num-envs", str(n)] + (["--cuda"] if opts.cuda else [])
         steps = opts.train_steps or n * 1000  # one iteration of the preset's 1000-step rollouts
-        print(f"| repeat | raw engines, {n} in {w} workers | {opts.script} training, {' '.join(train)} | ratio |")
-        print("|-------:|------------------------------:|--------------------------------:|------:|")
+        print(f"training: {' '.join(train)}, {steps:,} env-steps, evaluation off")
+        cols = "".join(f" {s} env-steps/s (collect s + update s) | x raw |" for s in opts.script)
+        ratio = f" {opts.script[1]} / {opts.script[0]} |" if len(opts.script) > 1 else ""
+        print(f"| repeat | raw engines, {n} in {w} workers |{cols}{ratio}")
+        print("|-------:|------:|" + "------:|------:|" * len(opts.script) + ("------:|" if ratio else ""))
         for repeat in range(1, opts.repeats + 1):
             raw = raw_env_speed(opts.env, "gfootball", n, num_workers=w, seconds=30)
-            trained = training_speed(opts.env, "gfootball", steps, train, opts.script)
-            print(f"| {repeat} | {raw:,.0f} | {trained:,.0f} | {trained / raw:.2f} |", flush=True)
+            row, rates = f"| {repeat} | {raw:,.0f} |", []
+            for script in opts.script:
+                sps, collect, update = training_run(opts.env, "gfootball", steps, train, script)
+                seconds = steps / sps  # the iteration's training time, as the script counts SPS
+                row += f" {sps:,.0f} ({collect * seconds:.0f} + {update * seconds:.0f}) | {sps / raw:.2f} |"
+                rates.append(sps)
+            print(row + (f" {rates[1] / rates[0]:.2f} |" if ratio else ""), flush=True)
         sys.exit()
 
     steps = opts.train_steps or 200_000

@@ -127,9 +127,8 @@ def check_ranges(args) -> None:
 
 
 def check_cuda() -> None:
-    """`--cuda` where no GPU works: one line, exit 2 (we do not fall back to the CPU silently, as a
-    run the user meant for a GPU could take many times longer there). Imports torch: only for
-    `--cuda`."""
+    """`--cuda` where no GPU works: one line, exit 2. No fallback to the CPU: a run meant for a
+    GPU could take many times longer there, unnoticed. Imports torch: only for `--cuda`."""
     import torch
 
     try:
@@ -147,8 +146,9 @@ def check_checkpoint_file(path: str, what: str = "--resume") -> None:
         fail(f"{what} {path} is not a checkpoint (not a file torch.save wrote)")
 
 
-def read_checkpoint(path: str, algo: str, env_id: str, what: str = "--resume") -> dict:
-    """The checkpoint at `path`, which must be one of script `algo` on `env_id`; else one line, exit 2."""
+def read_checkpoint(path: str, algo: str | None, env_id: str | None, what: str = "--resume") -> dict:
+    """The checkpoint at `path`, which must be one of script `algo` on `env_id` (None: any of
+    these scripts' checkpoints); else one line, exit 2."""
     import torch
 
     try:
@@ -158,7 +158,7 @@ def read_checkpoint(path: str, algo: str, env_id: str, what: str = "--resume") -
              f"`.cleanrl_model` file that --save-model or --checkpoint-interval wrote")
     if not isinstance(ckpt, dict) or not {"algo", "env", "args", "global_step", "iteration"} <= set(ckpt):
         fail(f"{what} {path} is not a checkpoint of these scripts (its keys are not theirs)")
-    if ckpt["algo"] != algo or ckpt["env"] != env_id:
+    if algo is not None and (ckpt["algo"] != algo or ckpt["env"] != env_id):
         fail(f"{what} {path} is a {ckpt['algo']} checkpoint for {ckpt['env']}, not {algo} for {env_id}")
     return ckpt
 

@@ -254,20 +254,27 @@ def make_single_env(env_id: str, render: bool = False):
     return FootballEnv(env_id, render) if env_id in GRF_ENVS else MPEEnv(env_id, render)
 
 
-def record_episode(env_id: str, policy, seed: int, directory: str) -> int:
-    """Play one episode with `policy(obs) -> flat actions` (both (1, ...) arrays) and save its
-    frames as PNG files in `directory`; returns the number of frames."""
-    import pygame  # comes with mpe2; writes PNG without another dependency
+VIDEO_FPS = 10  # one frame per env step: an MPE step and a football step are both 0.1 s of play
+
+
+def record_episode(env_id: str, policy, seed: int, path: str) -> int:
+    """Play one episode with `policy(obs) -> flat actions` (both (1, ...) arrays) and write it to
+    `path` as an MP4 video (MPEG-4 part 2, the codec opencv's wheels write; VLC, QuickTime and
+    Windows' players play it); returns the number of frames."""
+    import cv2
 
     env = make_single_env(env_id, render=True)
-    os.makedirs(directory, exist_ok=True)
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     obs, _ = env.reset(seed)
-    done, t = False, 0
+    video, done, t = None, False, 0
     while not done:
-        frame = env.render()
-        pygame.image.save(pygame.surfarray.make_surface(frame.swapaxes(0, 1)), f"{directory}/frame_{t:03d}.png")
+        frame = env.render()  # (height, width, 3) RGB
+        if video is None:
+            video = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*"mp4v"), VIDEO_FPS, frame.shape[1::-1])
+        video.write(cv2.cvtColor(np.ascontiguousarray(frame, dtype=np.uint8), cv2.COLOR_RGB2BGR))
         obs, _, _, terminated, truncated = env.step(policy(obs[None])[0])
         done, t = terminated or truncated, t + 1
+    video.release()
     env.close()
     return t
 

@@ -61,6 +61,17 @@ def tiny_run(tmp_path):
     return _run
 
 
+def video_frames(path) -> list:
+    """The frames of a video file, as opencv reads them back."""
+    import cv2
+
+    capture = cv2.VideoCapture(str(path))
+    frames = []
+    while (frame := capture.read()[1]) is not None:
+        frames.append(frame)
+    return frames
+
+
 def workers_of(proc: subprocess.Popen) -> list[psutil.Process]:
     """The env worker processes a script started (its own children only)."""
     try:

@@ -39,12 +39,18 @@ GOLDEN_ARGS["hatd3.py"] = ["--env", TASK["hatd3.py"], "--num-envs", "4", "--trai
                            "--warmup-steps", "200", "--batch-size", "64", "--total-timesteps", "800",
                            *EVAL_EACH_ITERATION, *PINNED]
 NOT_TRACED = {"charts/SPS"}  # wall-clock
-GOLDEN_RTOL, GOLDEN_ATOL = 1e-4, 1e-6
+# Rounding, measured against the 1-thread run on an AVX-512 Xeon (torch 2.13, MKL): a second
+# 1-thread run is identical; 2 threads, torch's AVX2 or default (no SIMD) kernels with MKL's AVX2
+# or SSE4.2 paths (ATEN_CPU_CAPABILITY, MKL_ENABLE_INSTRUCTIONS) move a value by at most 5.7e-5
+# of itself (a policy loss, a mean of terms of both signs; HATD3 7.6e-8), or 1.3e-4 of an
+# approx_kl of 5e-4 (6e-8 absolute). Flipping the sign of MAPPO's entropy bonus, a small
+# change, moves its approx_kl by 1e-2 and its policy loss by 5e-3 of themselves.
+GOLDEN_RTOL, GOLDEN_ATOL = 3e-4, 3e-6
 
 
 def trace(script: str, cwd) -> dict[str, list[list[float]]]:
     """Run `script` on its golden budget in `cwd`; every logged scalar but the wall-clock ones."""
-    result = run_script(script, *GOLDEN_ARGS[script], cwd=cwd)
+    result = run_script(script, *GOLDEN_ARGS[script], cwd=cwd, timeout=900)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
     return {tag: [[step, value] for step, value in values]
             for tag, values in sorted(read_scalars(run_dir(cwd)).items()) if tag not in NOT_TRACED}
@@ -68,13 +74,27 @@ def differences(golden: dict, new: dict) -> list[str]:
     return lines
 
 
+def test_differences_flag_changes_beyond_rounding_only():
+    golden = {"losses/value_loss": [[200, 0.8], [400, 0.5]], "losses/actor_loss": [[400, float("nan")]]}
+    rounded = {"losses/value_loss": [[200, 0.8 * (1 + 1e-5)], [400, 0.5]], "losses/actor_loss": [[400, float("nan")]]}
+    assert differences(golden, rounded) == []
+    changed = {**rounded, "losses/value_loss": [[200, 0.8], [400, 0.5 * (1 + 1e-3)]]}
+    assert differences(golden, changed) == [f"losses/value_loss at step 400: {0.5 * (1 + 1e-3)!r}, golden 0.5"]
+    assert differences(golden, {**rounded, "losses/value_loss": [[200, 0.8]]}) == [
+        "losses/value_loss: logged at steps [200], golden [200, 400]"]
+    assert differences(golden, {"losses/value_loss": golden["losses/value_loss"], "losses/q_loss": []}) == [
+        "losses/actor_loss: no longer logged", "losses/q_loss: not in the golden file"]
+
+
 @pytest.mark.parametrize("script", SCRIPTS)
 def test_golden_trace(script, tmp_path):
     path = GOLDEN_DIR / f"{script.removesuffix('.py')}.json"
     new = trace(script, tmp_path)
     if REGENERATE:
         GOLDEN_DIR.mkdir(exist_ok=True)
-        path.write_text(json.dumps({"script": script, "args": GOLDEN_ARGS[script], "scalars": new}, indent=1) + "\n")
+        tags = ",\n".join(f"  {json.dumps(tag)}: {json.dumps(values)}" for tag, values in new.items())
+        path.write_text(f'{{"script": "{script}", "args": {json.dumps(GOLDEN_ARGS[script])},\n'
+                        f' "scalars": {{\n{tags}\n }}}}\n')  # one line per tag
         pytest.skip(f"wrote {path.relative_to(GOLDEN_DIR.parents[1])}")
     how = f"if the change is intended, regenerate the traces with `{REGENERATE_COMMAND}` and commit tests/golden/"
     assert path.exists(), f"no golden trace {path}; {how}"
@@ -90,12 +110,12 @@ def test_golden_trace(script, tmp_path):
 # Measured on a shared 2-core VM, --torch-threads 1, seeds 1-5 (`--seed N`, all else as here):
 #   MEASUREMENTS
 FLOORS = {  # script: (total, window, floor)
-    "happo.py": (100_000, 20_000, -74.0),
-    "happo_rga.py": (100_000, 20_000, -74.0),
-    "mappo.py": (100_000, 20_000, -74.0),
-    "haa2c.py": (100_000, 20_000, -74.0),
+    "happo.py": (100_000, 20_000, -75.0),
+    "happo_rga.py": (200_000, 20_000, -74.0),
+    "mappo.py": (100_000, 20_000, -70.0),
+    "haa2c.py": (100_000, 20_000, -75.0),
     "hatrpo.py": (100_000, 20_000, -74.0),
-    "hatd3.py": (50_000, 10_000, -74.0),
+    "hatd3.py": (50_000, 10_000, -70.0),
 }
 
 

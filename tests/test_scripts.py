@@ -12,7 +12,7 @@ import torch
 
 from common.config import MPE_BACKEND, PRESETS, parse_args
 from common.envs import GRF_ENVS, MPE_ENVS, check_memory
-from conftest import GRF_TINY, REPO, gone, read_scalars, run_dir, run_script, tiny, workers_of
+from conftest import GRF_TINY, REPO, gone, read_scalars, run_dir, run_script, tiny, video_frames, workers_of
 
 ON_POLICY = ["happo.py", "happo_rga.py", "mappo.py", "haa2c.py", "hatrpo.py"]
 SCRIPTS = [*ON_POLICY, "hatd3.py"]
@@ -287,7 +287,9 @@ def test_periodic_checkpoint_survives_a_killed_run(script, tmp_path):
 
 
 @pytest.mark.parametrize("script", SCRIPTS)
-def test_capture_video_writes_frames(script, tiny_run, tmp_path):
+def test_capture_video_writes_an_mp4(script, tiny_run, tmp_path):
+    """One frame per step of the recorded episode (speaker_listener's 25), readable as a video."""
     tiny_run(script, "--env", mpe_id(script, "mpe_speaker_listener"), "--capture-video", "--total-timesteps", "50")
-    frames = list((tmp_path / "videos").glob("*/step_50/frame_*.png"))
-    assert len(frames) == 25
+    (video,) = (tmp_path / "videos").glob("*/step_50.mp4")
+    frames = video_frames(video)
+    assert len(frames) == 25 and frames[0].shape[2] == 3 and frames[0].std() > 0

@@ -4,6 +4,7 @@ job array (with the time limit's SIGTERM) on a one-node cluster that the tests s
 
 import fcntl
 import json
+import math
 import os
 import shutil
 import signal
@@ -276,6 +277,47 @@ def test_ctrl_c_stops_every_run_with_a_checkpoint_and_the_same_command_resumes(t
     for seed in (1, 2):
         assert (run_dir(tmp_path, seed) / "done").exists()
         check_resumed_curve(run_dir(tmp_path, seed), csv_of(tmp_path, seed), first + time.time() - began)
+
+
+def test_a_new_clone_goes_on_from_the_kept_checkpoint_and_csv(tmp_path):
+    """What a machine leaves in results/ (the CSV, the kept checkpoint) is all a new clone needs:
+    the same command there resumes from the checkpoint and continues the CSV, and a sweep with
+    other --flags does not take that checkpoint for its own."""
+    twice = [*TINY[:TINY.index("--total-timesteps")], "--total-timesteps", "200",
+             *TINY[TINY.index("--total-timesteps") + 2:]]  # 4 iterations; the first 2 ran "elsewhere"
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    first = subprocess.run([sys.executable, str(REPO / "happo.py"), *TINY, "--save-model"], cwd=elsewhere,
+                           capture_output=True, text=True, timeout=300)
+    assert first.returncode == 0, first.stderr[-2000:]
+    run = Run("happo.py", "mpe_spread", 1, tuple(twice), str(run_dir(tmp_path)))
+    kept = sweep.kept_checkpoint(run, settings(tmp_path))
+    kept.parent.mkdir(parents=True)
+    shutil.copyfile(next(elsewhere.glob("runs/*/happo.cleanrl_model")), kept)
+    kept.with_suffix(".json").write_text(json.dumps({"flags": twice}))
+    carried = [(50, -60.0, math.nan, 5.0, 40.0), (100, -55.0, -50.0, 10.0, 41.0)]
+    sweep.write_csv(sweep.results_path(tmp_path / "results", "mpe_spread", "happo", 1), carried)
+
+    other = run_sweep(tmp_path, "--dry-run", name="other")  # TINY: other flags
+    assert "0 from a checkpoint" in other.stdout and "--resume" not in other.stdout, other.stdout
+
+    result = run_sweep(tmp_path, "--bin", "50", flags=twice)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "1 to run (1 from a checkpoint)" in result.stdout and f"from {kept}" in result.stdout
+    assert "resumed from" in (run_dir(tmp_path) / "log.txt").read_text()
+    csv = csv_of(tmp_path)
+    assert list(csv["step"]) == [50, 100, 150, 200]
+    np.testing.assert_array_equal(csv["train"][:2], [-60.0, -55.0])  # the carried rows, unchanged
+    (segment,) = segments(run_dir(tmp_path))
+    assert csv["train"][3] == pytest.approx(np.mean([v for s, v in segment[TRAIN] if 150 < s <= 200]), abs=1e-4)
+    assert csv["wall_time"][2] > 10.0  # training time counts on from the carried 10 s
+    assert torch_load(kept)["global_step"] == 200  # the kept checkpoint follows the run
+
+
+def torch_load(path):
+    import torch
+
+    return torch.load(path, weights_only=True)
 
 
 # ---- SLURM: a one-node cluster of our own ----
