@@ -107,14 +107,25 @@ def test_golden_trace(script, tmp_path):
 
 # Learning floors: each script with its preset on its fastest task, cut to `total` env steps;
 # the mean training return of the last `window` steps must reach `floor` (random: about -79).
-# Measured on a shared 2-core VM, --torch-threads 1, seeds 1-5 (`--seed N`, all else as here):
-#   MEASUREMENTS
+# Seed 1 on another CPU rounds differently and follows another trajectory, so a floor must hold
+# for any seed. Measured on a 2-core VM, --torch-threads 1, `--seed N`, all else as here:
+#   happo.py      100k: -65.9 -70.6 -70.8 -65.7 -64.4 (seeds 1-5); 200k: -63.7 -65.4 -65.5 (1-3)
+#   mappo.py      100k: -65.3 -64.4 -64.8 -62.7 -63.8 (1-5)
+#   haa2c.py      100k: -63.1 -69.8 -72.0 -66.2 -64.4 (1-5)
+#   happo_rga.py  100k: -69.0 -74.0 (1-2): it dips to -80 around 50k-80k, hence 200k: RGA_200K
+#   hatrpo.py     100k: HATRPO_100K
+#   hatd3.py       50k: -62.2 -62.3 -61.2 (1-3), last 10k; it falls below random (-84 to -107)
+#                  at 10k-30k, after the warm-up, then climbs steeply
+# The floors sit below results/mpe_spread*/ (the 1e7-step runs of the same commands, 3-5 seeds):
+# their mean training return over the first 100k steps is -68 to -74 for HAPPO, MAPPO, HAA2C and
+# HATRPO; HAPPO-RGA's over 100k-200k -63 to -71; HATD3's over the first 100k (warm-up and dip
+# included) -66 to -69.
 FLOORS = {  # script: (total, window, floor)
     "happo.py": (100_000, 20_000, -75.0),
     "happo_rga.py": (200_000, 20_000, -74.0),
     "mappo.py": (100_000, 20_000, -70.0),
     "haa2c.py": (100_000, 20_000, -75.0),
-    "hatrpo.py": (100_000, 20_000, -74.0),
+    "hatrpo.py": (100_000, 20_000, -75.0),
     "hatd3.py": (50_000, 10_000, -70.0),
 }
 
@@ -129,4 +140,5 @@ def test_learning_floor(script, tmp_path):
                if step > total - window]
     mean = sum(returns) / len(returns)
     assert mean >= floor, (f"{script} on {TASK[script]}, seed 1: mean training return {mean:.2f} over the last "
-                           f"{window} of {total} steps, below the floor {floor} (random: about -79)")
+                           f"{window} of {total} steps, below the floor {floor} (random: about -79); if a deliberate "
+                           f"change moved it, measure several seeds and set FLOORS in {Path(__file__).name}")
