@@ -19,6 +19,7 @@ the seconds of the rollout and of the update in its iteration).
 import argparse
 import contextlib
 import io
+import math
 import os
 import platform
 import re
@@ -58,7 +59,9 @@ def training_run(env_id: str, backend: str, total_steps: int, extra: list[str],
     cmd = [sys.executable, str(REPO / script), "--env", env_id, "--env-backend", backend,
            "--total-timesteps", str(total_steps), "--eval-interval", "0", "--log-interval", "1", *extra]
     out = subprocess.run(cmd, cwd=os.environ.get("TMPDIR", "/tmp"), capture_output=True, text=True, check=True)
-    sps, collect, update = re.findall(r"SPS (\d+) \(collect (\d+)%, update (\d+)%\)", out.stdout)[-1]
+    sps, collect, update = re.findall(r"SPS (\d+)(?: \(collect (\d+)%, update (\d+)%\))?", out.stdout)[-1]
+    if not collect:  # a script that does not report its split
+        return float(sps), math.nan, math.nan
     return float(sps), int(collect) / 100, int(update) / 100
 
 

@@ -112,8 +112,8 @@ def test_golden_trace(script, tmp_path):
 #   happo.py      100k: -65.9 -70.6 -70.8 -65.7 -64.4 (seeds 1-5); 200k: -63.7 -65.4 -65.5 (1-3)
 #   mappo.py      100k: -65.3 -64.4 -64.8 -62.7 -63.8 (1-5)
 #   haa2c.py      100k: -63.1 -69.8 -72.0 -66.2 -64.4 (1-5)
-#   happo_rga.py  100k: -69.0 -74.0 (1-2): it dips to -80 around 50k-80k, hence 200k: RGA_200K
-#   hatrpo.py     100k: HATRPO_100K
+#   happo_rga.py  100k: -69.0 -74.0 (1-2): it dips to -80 around 50k-80k, hence 200k: -64.7 (2)
+#   hatrpo.py     100k: -66.6 -69.3 -69.5 (1-3)
 #   hatd3.py       50k: -62.2 -62.3 -61.2 (1-3), last 10k; it falls below random (-84 to -107)
 #                  at 10k-30k, after the warm-up, then climbs steeply
 # The floors sit below results/mpe_spread*/ (the 1e7-step runs of the same commands, 3-5 seeds):

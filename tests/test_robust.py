@@ -96,9 +96,9 @@ def test_a_checkpoint_of_other_shapes_is_one_line(script, checkpoint_of, tmp_pat
 
 
 def test_a_checkpoint_of_another_script_is_one_line(checkpoint_of, tmp_path):
-    result = run_script("happo.py", "--resume", str(checkpoint_of("haa2c.py")), cwd=tmp_path)
+    result = run_script("haa2c.py", "--resume", str(checkpoint_of("happo.py")), cwd=tmp_path)
     assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
-    assert "is a haa2c checkpoint for mpe_spread, not happo for mpe_spread" in result.stderr, result.stderr
+    assert "is a happo checkpoint for mpe_spread, not haa2c for mpe_spread" in result.stderr, result.stderr
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
