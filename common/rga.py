@@ -195,8 +195,10 @@ class RGAExtractor(nn.Module):
     # a 77 MB map) each of the block's elementwise steps streams its operands from memory; a
     # chunk of 2,048 samples keeps its maps (6 MB) in cache from one step to the next, forward
     # and backward (autograd runs each chunk's backward as a unit). Samples are independent, so
-    # the outputs are the same up to float rounding. About 2-5x faster per sample on one thread
-    # (benchmarks/rga_speed.py); the rollout's batches fit in one chunk.
+    # the outputs are the same up to float rounding. Alone on a machine the speed is the same;
+    # beside other processes that share the cache (two runs side by side, as sweeps run them)
+    # we measured a football actor's forward and backward 2-5x faster. The rollout's batches
+    # fit in one chunk.
     chunk = 2048
 
     def features(self, x):

@@ -108,11 +108,12 @@ def test_golden_trace(script, tmp_path):
 # Learning floors: each script with its preset on its fastest task, cut to `total` env steps;
 # the mean training return of the last `window` steps must reach `floor` (random: about -79).
 # Seed 1 on another CPU rounds differently and follows another trajectory, so a floor must hold
-# for any seed. Measured on a 2-core VM, --torch-threads 1, `--seed N`, all else as here:
+# for any seed. Measured on a 2-core VM, --torch-threads 1, `--seed N`, all else as here (CPU
+# time: HAPPO-RGA's run 105-115 s, HATRPO's 41-45 s; the five floors but HAPPO-RGA's, 151 s):
 #   happo.py      100k: -65.9 -70.6 -70.8 -65.7 -64.4 (seeds 1-5); 200k: -63.7 -65.4 -65.5 (1-3)
 #   mappo.py      100k: -65.3 -64.4 -64.8 -62.7 -63.8 (1-5)
 #   haa2c.py      100k: -63.1 -69.8 -72.0 -66.2 -64.4 (1-5)
-#   happo_rga.py  100k: -69.0 -74.0 (1-2): it dips to -80 around 50k-80k, hence 200k: -64.7 (2)
+#   happo_rga.py  100k: -69.0 -74.0 (1-2), it dips to -80 around 50k-80k; 200k: -66.0 -64.7 -59.8 (1-3)
 #   hatrpo.py     100k: -66.6 -69.3 -69.5 (1-3)
 #   hatd3.py       50k: -62.2 -62.3 -61.2 (1-3), last 10k; it falls below random (-84 to -107)
 #                  at 10k-30k, after the warm-up, then climbs steeply
