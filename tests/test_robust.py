@@ -4,6 +4,7 @@ not checkpoints, --cuda without a GPU."""
 import dataclasses
 import importlib
 import math
+import os
 import re
 import signal
 import subprocess
@@ -12,6 +13,7 @@ import time
 import zipfile
 
 import numpy as np
+import psutil
 import pytest
 import torch
 
@@ -222,4 +224,13 @@ def test_three_failures_in_a_row_stop_the_run_with_a_checkpoint_and_no_process(t
                         r"to runs/.*\.cleanrl_model", error), error
     (ckpt,) = run_dir(tmp_path).glob("*.cleanrl_model")
     assert torch.load(ckpt, weights_only=True)["global_step"] == 1000  # the first update's
-    assert len(seen) >= 4 and gone(list(seen))  # the 2 first workers and the restarted ones
+    assert sum(seen.values()) == 3 and gone(list(seen))
+    # and none of the workers it started (some never seen here, if the run ended first) is left
+    assert gone([p for p in psutil.process_iter() if in_session(p, proc.pid)])
+
+
+def in_session(process, sid: int) -> bool:
+    try:
+        return os.getsid(process.pid) == sid
+    except OSError:
+        return False
