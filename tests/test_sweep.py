@@ -314,6 +314,15 @@ def test_a_new_clone_goes_on_from_the_kept_checkpoint_and_csv(tmp_path):
     assert torch_load(kept)["global_step"] == 200  # the kept checkpoint follows the run
 
 
+def test_git_commits_the_kept_checkpoints():
+    """The kept checkpoint is what a new clone goes on from: a .gitignore rule that matched it
+    (say *.cleanrl_model) would leave only the CSV in the repository, and the run would start over."""
+    run = Run("happo.py", "grf_ca_easy", 1, (), "sweeps/s/grf_ca_easy__happo__1")
+    kept = sweep.kept_checkpoint(run, Settings(sys.executable, 1, 25, "results", 50))
+    ignored = subprocess.run(["git", "check-ignore", "--no-index", "-q", str(kept)], cwd=REPO)
+    assert ignored.returncode == 1, f"git ignores {kept} (git check-ignore -v says which rule)"
+
+
 def torch_load(path):
     import torch
 
