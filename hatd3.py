@@ -54,6 +54,9 @@ class Args:
 
     total_timesteps: int = 5_000_000
     """total environment steps (one step of one env counts 1, whatever the number of agents), warm-up included"""
+    stop_at: int = 0
+    """stop after the iteration that reaches this many env-steps, with a checkpoint that --resume goes on
+    from; the schedule (the learning rate's annealing) stays that of --total-timesteps. 0: train to the end"""
     num_envs: int = 20
     """number of parallel training environments"""
     num_workers: int = CORES
@@ -367,6 +370,8 @@ if __name__ == "__main__":
     E = args.num_envs
     iteration_steps = E * args.train_interval
     num_iterations = args.total_timesteps // iteration_steps
+    # --stop-at ends this run early; the schedule stays the whole run's
+    last_iteration = min(num_iterations, -(-args.stop_at // iteration_steps)) if args.stop_at else num_iterations
     updates_per_train = max(1, int(args.update_per_train * args.train_interval))
     checkpoint_path = f"runs/{run_name}/{args.exp_name}.cleanrl_model"
     next_obs, next_state = envs.reset(seed=args.seed)
@@ -380,7 +385,7 @@ if __name__ == "__main__":
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
-        for iteration in range(start_iteration, num_iterations + 1):
+        for iteration in range(start_iteration, last_iteration + 1):
             # As HARL: the first training phase follows the warm-up's transitions (after a resume,
             # as many transitions of the policy).
             learning = rb.size >= max(args.warmup_steps, 1)
@@ -450,7 +455,7 @@ if __name__ == "__main__":
             if args.checkpoint_interval and iteration % args.checkpoint_interval == 0:
                 save_checkpoint(checkpoint_path, nets, optimizers, args, global_step, iteration, num_updates)
 
-            if args.eval_interval and (iteration % args.eval_interval == 0 or iteration == num_iterations):
+            if args.eval_interval and (iteration % args.eval_interval == 0 or iteration == last_iteration):
                 torch.set_num_threads(collect_threads)
                 eval_returns = None
                 while eval_returns is None:  # an env worker's failure: restarted (training envs reset), again
@@ -466,9 +471,9 @@ if __name__ == "__main__":
                             return joint_act(actors, torch.as_tensor(o, device=device), obs_dims).cpu().numpy()
                     record_episode(args.env, policy, args.seed + iteration, f"videos/{run_name}/step_{global_step}.mp4")
 
-            if iteration % args.log_interval == 0 or iteration == num_iterations:
+            if iteration % args.log_interval == 0 or iteration == last_iteration:
                 elapsed = time.time() - start_time
-                left = elapsed / (global_step - start_step) * (num_iterations * iteration_steps - global_step)
+                left = elapsed / (global_step - start_step) * (last_iteration * iteration_steps - global_step)
                 train_return = np.mean(episode_returns) if episode_returns else float("nan")
                 busy = collect_time + update_time
                 print(f"iter {iteration}/{num_iterations} step {global_step} return {train_return:.2f} "
@@ -499,9 +504,11 @@ if __name__ == "__main__":
         envs.close()
         sys.exit(1)
 
-    if args.save_model:
-        save_checkpoint(checkpoint_path, nets, optimizers, args, global_step, num_iterations, num_updates)
+    if args.save_model or last_iteration < num_iterations:  # a stopped run goes on from its checkpoint
+        save_checkpoint(checkpoint_path, nets, optimizers, args, trained_step, trained_iteration, num_updates)
         print(f"checkpoint saved to {checkpoint_path}")
+    if last_iteration < num_iterations:
+        print(f"stopped at step {trained_step} (--stop-at {args.stop_at}); --resume the checkpoint to go on")
     envs.close()
     if eval_envs:
         eval_envs.close()

@@ -54,6 +54,9 @@ class Args:
 
     total_timesteps: int = 10_000_000
     """total environment steps (one step of one env counts 1, whatever the number of agents)"""
+    stop_at: int = 0
+    """stop after the iteration that reaches this many env-steps, with a checkpoint that --resume goes on
+    from; the schedule (the learning rate's annealing) stays that of --total-timesteps. 0: train to the end"""
     num_envs: int = 20
     """number of parallel training environments"""
     num_workers: int = CORES
@@ -346,17 +349,18 @@ def joint_act(actors, obs, obs_dims, deterministic: bool = False):
 
 
 @torch.inference_mode()
-def evaluate(actors, envs, obs_dims, num_episodes: int, device):
-    """Deterministic policy (the mode of each actor) on separate envs for `num_episodes`
-    episodes, split evenly over the envs: taking the first episodes to finish would favour
-    short ones (in football, quick goals and quick losses of the ball). Returns the episodes'
-    returns and, where the env scores goals, whether each ended with a goal."""
+def evaluate(actors, envs, obs_dims, num_episodes: int, device, deterministic: bool = True):
+    """The deterministic policy (the mode of each actor; with `deterministic` False, sampled
+    actions) on separate envs for `num_episodes` episodes, split evenly over the envs: taking
+    the first episodes to finish would favour short ones (in football, quick goals and quick
+    losses of the ball). Returns the episodes' returns and, where the env scores goals, whether
+    each ended with a goal."""
     quota = np.full(envs.num_envs, num_episodes // envs.num_envs)
     quota[: num_episodes % envs.num_envs] += 1
     returns, scores = [], []
     obs, _ = envs.reset()
     while quota.any():
-        action, _ = joint_act(actors, torch.as_tensor(obs, device=device), obs_dims, deterministic=True)
+        action, _ = joint_act(actors, torch.as_tensor(obs, device=device), obs_dims, deterministic)
         obs, _, _, _, _, info = envs.step(action.cpu().numpy())
         counted = ~np.isnan(info["episode_return"]) & (quota > 0)
         returns.extend(info["episode_return"][counted].tolist())
@@ -455,6 +459,8 @@ if __name__ == "__main__":
 
     batch_size = T * E
     num_iterations = args.total_timesteps // batch_size
+    # --stop-at ends this run early; the schedule stays the whole run's
+    last_iteration = min(num_iterations, -(-args.stop_at // batch_size)) if args.stop_at else num_iterations
     checkpoint_path = f"runs/{run_name}/{args.exp_name}.cleanrl_model"
     next_obs, next_state = envs.reset(seed=args.seed)
     start_time, start_step = time.time(), global_step
@@ -466,7 +472,7 @@ if __name__ == "__main__":
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
-        for iteration in range(start_iteration, num_iterations + 1):
+        for iteration in range(start_iteration, last_iteration + 1):
             if args.anneal_lr:
                 frac = 1.0 - (iteration - 1.0) / num_iterations
                 for opt in actor_optimizers:
@@ -544,7 +550,7 @@ if __name__ == "__main__":
                 save_checkpoint(checkpoint_path, actors, critic, value_norm, actor_optimizers, critic_optimizer,
                                 args, global_step, iteration)
 
-            if args.eval_interval and (iteration % args.eval_interval == 0 or iteration == num_iterations):
+            if args.eval_interval and (iteration % args.eval_interval == 0 or iteration == last_iteration):
                 torch.set_num_threads(collect_threads)
                 eval_returns = None
                 while eval_returns is None:  # an env worker's failure: restarted (training envs reset), again
@@ -564,9 +570,9 @@ if __name__ == "__main__":
                             return joint_act(actors, obs_t, obs_dims, deterministic=True)[0].cpu().numpy()
                     record_episode(args.env, policy, args.seed + iteration, f"videos/{run_name}/step_{global_step}.mp4")
 
-            if iteration % args.log_interval == 0 or iteration == num_iterations:
+            if iteration % args.log_interval == 0 or iteration == last_iteration:
                 elapsed = time.time() - start_time
-                left = elapsed / (global_step - start_step) * (num_iterations * batch_size - global_step)
+                left = elapsed / (global_step - start_step) * (last_iteration * batch_size - global_step)
                 train_return = np.mean(episode_returns) if episode_returns else float("nan")
                 score = ""
                 if envs.scores:
@@ -605,10 +611,12 @@ if __name__ == "__main__":
         envs.close()
         sys.exit(1)
 
-    if args.save_model:
+    if args.save_model or last_iteration < num_iterations:  # a stopped run goes on from its checkpoint
         save_checkpoint(checkpoint_path, actors, critic, value_norm, actor_optimizers, critic_optimizer,
-                        args, global_step, num_iterations)
+                        args, trained_step, trained_iteration)
         print(f"checkpoint saved to {checkpoint_path}")
+    if last_iteration < num_iterations:
+        print(f"stopped at step {trained_step} (--stop-at {args.stop_at}); --resume the checkpoint to go on")
     envs.close()
     if eval_envs:
         eval_envs.close()

@@ -21,6 +21,8 @@ a display:
   their code on our simulator.
 - `{like_for_like}`: ours beside the authors' code on our simulator (the same MDP) at 1M, 2M, 5M
   and 1e7 steps, eval and train, and ours minus theirs, with intervals.
+- `{football}`: every football run beside the authors' published curve at 1M, 2M and 3M steps,
+  training and evaluation score rates.
 - `{improvement}`: the papers' claims that one algorithm beats another (and ours against the
   authors' code), per task: the difference of means and the probability of improvement, with
   intervals.
@@ -289,6 +291,33 @@ def like_for_like(runs, authors: list[Path], envs: list[str], checkpoints=(1e6, 
                                "each implementation's seeds resampled on their own.\n")
 
 
+def football_table(runs, published: Path, envs: list[str], checkpoints=(1e6, 2e6, 3e6)) -> str:
+    """Markdown: per football env and algorithm, at each checkpoint the seeds reached, our training
+    and evaluation score rates (each seed's the mean of its last 10% of steps up to the checkpoint,
+    as `final`; with intervals over several seeds) beside the authors' published curve there."""
+    lines = ["| env | algorithm | " + " | ".join(f"{at / 1e6:g}M: {what}" for at in checkpoints
+                                              for what in ("train", "eval", "published")) + " |",
+             "|---|---|" + "---:|" * 3 * len(checkpoints)]
+    for env in [e for e in envs if e.startswith("grf")]:
+        curves = load_published(env, published)
+        for algo in [a for a in ALGOS if a in runs[env]]:
+            cells = []
+            for at in checkpoints:
+                seeds = [c for c in runs[env][algo].values() if c["step"][-1] >= at]
+                ours = [with_interval(stats.mean, 3, [final(c, key, at) for c in seeds]) for key in ("train", "eval")]
+                steps, values = curves.get(algo, (np.array([]), np.array([])))
+                theirs = f"{np.interp(at, steps, values):.3f}" if len(steps) and steps[0] <= at <= steps[-1] else ""
+                cells += [*(ours if seeds else ["", ""]), theirs]
+            if any(cells):
+                seeds = len(runs[env][algo])
+                lines.append(f"| {env} | {LABELS.get(algo, algo)} ({seeds_text(seeds)}) | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + (
+        "\n\nScore rates: the fraction of episodes that end with a goal. Ours: each seed's mean over the last 10% "
+        "of the steps up to the checkpoint (training bins of 100k steps; evaluations of 100 episodes with the "
+        f"deterministic policy, every 250k steps); blank where no seed got there. {stats.LEGEND}. Published: the "
+        "authors' curve (HARL, JMLR 2024, football figure; `results/published/`) at the checkpoint.\n")
+
+
 # The papers' comparative claims, as (X, Y): X ends above Y (HAPPO-RGA level with or slightly
 # above HAPPO; HAPPO above MAPPO and HATRPO, as on continuous spread's published curves).
 CLAIMS = [("happo_rga", "happo"), ("happo", "mappo"), ("happo", "hatrpo")]
@@ -343,6 +372,8 @@ def main(argv=None) -> None:
     parser.add_argument("--table", type=Path, default=REPO / "results" / "table.md", help="markdown table file")
     parser.add_argument("--like-for-like", type=Path, default=REPO / "results" / "like_for_like.md",
                         help="markdown table of ours and the authors' code on our simulator at 1M, 2M, 5M, 1e7 steps")
+    parser.add_argument("--football", type=Path, default=REPO / "results" / "football.md",
+                        help="markdown table of the football runs and the published curves at 1M, 2M and 3M steps")
     parser.add_argument("--improvement", type=Path, default=REPO / "results" / "improvement.md",
                         help="markdown table of the papers' claims X > Y: differences and probabilities of improvement")
     opts = parser.parse_args(argv)
@@ -363,7 +394,8 @@ def main(argv=None) -> None:
     print(f"wrote {opts.table}\n")
     print(opts.table.read_text())
     for path, text in ((opts.like_for_like, like_for_like(runs, authors, envs)),
-                       (opts.improvement, improvement(runs, authors, envs))):
+                       (opts.improvement, improvement(runs, authors, envs)),
+                       (opts.football, football_table(runs, opts.published, envs))):
         path.write_text(text)
         print(f"wrote {path}\n")
         print(text)

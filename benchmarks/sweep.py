@@ -6,6 +6,8 @@ and export each run's learning curve to results/{env}/{algo}/seed{N}.csv.
         --flags="--total-timesteps 2000000"
     python benchmarks/sweep.py --scripts happo.py happo_rga.py mappo.py --envs grf_ca_easy grf_ca_hard \\
         --seeds 1 2 3 --name grf --slurm --cpus-per-run 2 --time 2-00:00:00 --partition cpu
+    python benchmarks/sweep.py --scripts happo.py mappo.py happo_rga.py --envs grf_ca_easy --seeds 1 \\
+        --name grf --workers 2 --until 3000000   # the first 3M steps of the 25M-step preset
     python benchmarks/sweep.py --scripts happo.py --envs mpe_spread --seeds 1 2 --dry-run   # what would run
     python benchmarks/sweep.py --scripts happo.py --envs mpe_spread --seeds 1 2 --export-only
 
@@ -19,6 +21,11 @@ and its CSV is written, the sweep puts a file `done` there and never runs it aga
 without `done` that has a checkpoint continues from its newest one (`--resume`); otherwise it
 starts from scratch. So the same command, given again after Ctrl-C, a crash or a time limit,
 here or on another machine with the directory, goes on where the sweep stopped.
+
+`--until STEPS` stops each run after the iteration that reaches STEPS env-steps (the scripts'
+`--stop-at`), on the schedule of its whole budget: a 3M-step stretch of a 25M-step preset
+anneals its learning rate as the 25M-step run does. Such a run is done up to STEPS (`done`
+says so); the same command with a larger STEPS, or without `--until`, goes on with it.
 
 Locally, runs share the machine: as many at a time as the cores (`--cpus-per-run` each) and the
 available memory (an estimate per run) allow, or `--workers N`. Ctrl-C stops them all: each
@@ -116,6 +123,7 @@ class Settings:
     checkpoint_interval: int
     results_dir: str
     bin: int
+    until: int = 0  # --until: stop each run at this many env-steps (0: at the end of its budget)
 
 
 # ---- the runs of a sweep, and the command of each ----
@@ -184,16 +192,24 @@ def resume_from(run: Run, settings: Settings) -> Path | None:
     return newest_checkpoint(run.directory) or (kept if same and kept.exists() else None)
 
 
-def is_complete(run: Run) -> bool:
-    return (run.path / DONE).exists()
+def is_complete(run: Run, settings: Settings) -> bool:
+    """Whether the run is done as far as this sweep goes: to the end of its budget, or to
+    `--until` steps (`done` holds the `until` it was done to; 0, or a file without it: the end)."""
+    try:
+        text = (run.path / DONE).read_text()
+    except FileNotFoundError:
+        return False
+    done_until = json.loads(text).get("until", 0) if text.startswith("{") else 0
+    return done_until == 0 or 0 < settings.until <= done_until
 
 
 def command(run: Run, settings: Settings) -> list[str]:
     """The run's command line: from its newest checkpoint if it has one, else from scratch."""
     checkpoint = resume_from(run, settings)
     resume = ["--resume", str(checkpoint.resolve())] if checkpoint else []
+    until = ["--stop-at", str(settings.until)] if settings.until else []
     return [settings.python, str(REPO / run.script), "--env", run.env, "--seed", str(run.seed),
-            *run.flags, *sweep_flags(run, settings), *resume]
+            *run.flags, *sweep_flags(run, settings), *until, *resume]
 
 
 def check_same_flags(runs: list[Run]) -> None:
@@ -270,11 +286,11 @@ def start(run: Run, settings: Settings) -> subprocess.Popen | None:
 
 
 def finish(run: Run, returncode: int, settings: Settings) -> None:
-    """After a run's process ends: export its curve, then mark it complete if it exited 0 (in
-    that order, so that `done` means the CSV is there too)."""
+    """After a run's process ends: export its curve, then mark it complete (to `--until` steps,
+    if given) if it exited 0, in that order, so that `done` means the CSV is there too."""
     export(run, settings)
     if returncode == 0:
-        (run.path / DONE).write_text(time.strftime("%Y-%m-%d %H:%M:%S\n"))
+        (run.path / DONE).write_text(json.dumps({"at": time.strftime("%Y-%m-%d %H:%M:%S"), "until": settings.until}) + "\n")
 
 
 def stopped(returncode: int) -> bool:
@@ -569,7 +585,7 @@ def write_slurm(runs: list[Run], settings: Settings, sweep_dir: Path, opts) -> P
     sweep_dir.mkdir(parents=True, exist_ok=True)
     manifest = sweep_dir / "manifest.json"
     manifest.write_text(json.dumps({"settings": asdict(settings), "runs": [asdict(run) for run in runs]}, indent=1))
-    todo = [k for k, run in enumerate(runs) if not is_complete(run)]
+    todo = [k for k, run in enumerate(runs) if not is_complete(run, settings)]
     script = sweep_dir / "sweep.sbatch"
     script.write_text(sbatch_script([runs[k] for k in todo], todo, manifest.resolve(), settings, opts))
     return script
@@ -593,7 +609,7 @@ def run_task(manifest: str, index: int) -> int:
     saves its checkpoint; the task then exits non-zero, so that a resubmission continues it."""
     spec = json.loads(Path(manifest).read_text())
     settings, run = Settings(**spec["settings"]), Run.from_dict(spec["runs"][index])
-    if is_complete(run):
+    if is_complete(run, settings):
         print(f"{run.name} is complete")
         return 0
     began, proc, passed_on = time.time(), start(run, settings), []
@@ -633,6 +649,8 @@ def parse(argv=None):
                    "with --slurm: no limit, else the array's %%N)")
     p.add_argument("--checkpoint-interval", type=int, default=25, help="iterations between checkpoints")
     p.add_argument("--bin", type=int, default=100_000, help="env-steps per CSV row")
+    p.add_argument("--until", type=int, default=0, metavar="STEPS",
+                   help="stop each run at STEPS env-steps, on its whole budget's schedule (0: at its end)")
     p.add_argument("--results-dir", default=str(REPO / "results"), help="where the CSVs go")
     p.add_argument("--sweeps-dir", default=str(REPO / "sweeps"), help="where sweep directories go")
     p.add_argument("--dry-run", action="store_true", help="print what would run (--slurm: write the script only)")
@@ -656,10 +674,12 @@ def check(opts) -> None:
     for env in opts.envs:
         if env not in ENV_IDS:
             fail(f"unknown env {env!r}; valid envs: {', '.join(ENV_IDS)}")
-    if owned := flag_names(opts.flags) & {"--env", "--seed", "--resume"}:
-        fail(f"--flags may not set {', '.join(sorted(owned))}: the sweep sets them for each run")
+    if owned := flag_names(opts.flags) & {"--env", "--seed", "--resume", "--stop-at"}:
+        fail(f"--flags may not set {', '.join(sorted(owned))}: the sweep sets them for each run "
+             "(--stop-at: give --until)")
     for name, value, rule in [("--cpus-per-run", opts.cpus, COUNT), ("--bin", opts.bin, COUNT),
                               ("--checkpoint-interval", opts.checkpoint_interval, OPTIONAL),
+                              ("--until", opts.until, OPTIONAL),
                               *[("--workers", opts.workers, COUNT)] * (opts.workers is not None),
                               *[("--seeds", seed, RANGES["seed"]) for seed in opts.seeds]]:
         check_value(name, value, rule)
@@ -678,7 +698,7 @@ def main(argv=None) -> int:
         fail(f"--flags: {err}")
     check(opts)
     settings = Settings(sys.executable, opts.cpus, opts.checkpoint_interval, str(Path(opts.results_dir).resolve()),
-                        opts.bin)
+                        opts.bin, opts.until)
     sweep_dir = Path(opts.sweeps_dir).resolve() / opts.name
     runs = expand(opts.scripts, opts.envs, opts.seeds, opts.flags, sweep_dir)
     check_same_flags(runs)
@@ -688,7 +708,7 @@ def main(argv=None) -> int:
             print(f"{run.name}: {'nothing logged' if rows is None else f'{rows} rows'}")
         return 0
 
-    todo = [run for run in runs if not is_complete(run)]
+    todo = [run for run in runs if not is_complete(run, settings)]
     resumed = sum(resume_from(run, settings) is not None for run in todo)
     print(f"{len(runs)} run{'s' * (len(runs) != 1)} in {sweep_dir}: {len(runs) - len(todo)} complete, "
           f"{len(todo)} to run ({resumed} from a checkpoint)")

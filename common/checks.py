@@ -48,6 +48,7 @@ RANGES: dict[str, Range] = {
     # general
     "seed": Range(0, 2**31 - 1),  # numpy seeds are 32-bit unsigned; env k adds k (evaluation 100_000 + k)
     "checkpoint_interval": OPTIONAL,
+    "stop_at": OPTIONAL,  # 0: train to --total-timesteps
     "total_timesteps": COUNT,
     "num_envs": COUNT,
     "num_workers": OPTIONAL,

@@ -224,6 +224,28 @@ def test_save_resume_and_wrong_env(script, tiny_run, checkpoint_of, tmp_path):
     assert wrong.returncode == 2 and f"checkpoint for {mpe_id(script, 'mpe_spread')}," in wrong.stderr
 
 
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_stop_at_ends_early_on_the_whole_runs_schedule_and_resumes(script, tiny_run, tmp_path):
+    """--stop-at 60 of 200 steps (TINY batch: 50): iterations 1-2 of 4, a checkpoint, then --resume
+    runs 3-4; with --anneal-lr the learning rates are those of one uninterrupted 4-iteration run."""
+    anneal = ["--anneal-lr"] if script in ON_POLICY else []
+    (tmp_path / "first").mkdir()
+    first = tiny_run(script, "--total-timesteps", "200", "--stop-at", "60", *anneal, cwd=tmp_path / "first")
+    assert "iter 2/4 step 100" in first.stdout and "iter 3/" not in first.stdout
+    assert "stopped at step 100 (--stop-at 60)" in first.stdout
+    (ckpt,) = run_dir(tmp_path / "first").glob("*.cleanrl_model")
+    state = torch.load(ckpt, weights_only=True)
+    assert (state["iteration"], state["global_step"]) == (2, 100)
+    (tmp_path / "second").mkdir()
+    second = tiny_run(script, "--total-timesteps", "200", *anneal, "--resume", str(ckpt), cwd=tmp_path / "second")
+    assert "iter 4/4 step 200" in second.stdout and "stopped at" not in second.stdout
+    if anneal:
+        rates = [value for part in ("first", "second") for _, value in
+                 read_scalars(next(run_dir(tmp_path / part).glob("events*")))["charts/learning_rate"]]
+        lr = PRESETS[script.removesuffix(".py")]["mpe_spread"].get("learning_rate", 5e-4)
+        assert rates == pytest.approx([lr, 0.75 * lr, 0.5 * lr, 0.25 * lr])
+
+
 # A diverged critic, resumed: NaN advantages (on-policy: the resumed run's first update); NaN
 # Q-values (HATD3: after the resumed run's warm-up)
 NAN_LOSS = {script: "iteration 3: .*policy_loss is nan" for script in ON_POLICY}

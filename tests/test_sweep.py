@@ -151,6 +151,26 @@ def test_complete_runs_are_skipped_and_interrupted_ones_resume_from_the_newest_c
     assert not new.exists()  # a dry run starts nothing
 
 
+def test_until_stops_each_run_part_way_and_a_later_command_goes_on(tmp_path):
+    """--until 60 of a 200-step budget (TINY batch 50): the run stops at step 100 and is done to 60;
+    the same command skips it; --until 150, then no --until, take it to step 150 and to its end."""
+    twice = [*TINY[:TINY.index("--total-timesteps")], "--total-timesteps", "200",
+             *TINY[TINY.index("--total-timesteps") + 2:]]
+    steps_of = {}
+    for until, expect in [("60", "1 to run"), ("60", "1 complete, 0 to run"), ("150", "1 to run (1 from"),
+                          ("0", "1 to run (1 from")]:
+        result = run_sweep(tmp_path, "--bin", "50", "--until", until, flags=twice)
+        assert result.returncode == 0 and expect in result.stdout, result.stdout + result.stderr
+        steps_of[until] = list(csv_of(tmp_path)["step"])
+        assert json.loads((run_dir(tmp_path) / "done").read_text())["until"] == int(until)
+    assert steps_of["60"] == [50, 100] and steps_of["150"] == [50, 100, 150] and steps_of["0"] == [50, 100, 150, 200]
+    log = (run_dir(tmp_path) / "log.txt").read_text()
+    commands = [line for line in log.splitlines() if line.startswith("# ")]  # the second --until 60 ran nothing
+    assert len(commands) == 3 and "--stop-at 60" in commands[0] and "--stop-at 150" in commands[1]
+    assert "--stop-at" not in commands[2] and "stopped at step 100 (--stop-at 60)" in log
+    assert "iter 4/4 step 200" in log and log.count("resumed from") == 2
+
+
 def test_a_run_going_on_in_another_process_is_left_alone(tmp_path):
     directory = run_dir(tmp_path)
     directory.mkdir(parents=True)
