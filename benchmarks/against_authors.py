@@ -3,6 +3,7 @@ for iteration, on the same rollouts.
 
     HARLVENV/bin/python benchmarks/against_authors.py --harl PATH/TO/HARL --script happo --env mpe_spread
     ... --script mappo|haa2c|hatrpo --env mpe_spread_continuous --iterations 5
+    ... --script happo --football-config --num-envs 50   # football's update settings on spread's rollouts
 
 Their runner, buffers, algorithms and tuned config (`tuned_configs/pettingzoo_mpe/
 simple_spread_v2-*/ALGO`) run unchanged, their environment swapped for our BatchedSpread (the
@@ -53,6 +54,9 @@ p.add_argument("--seed", type=int, default=1)
 p.add_argument("--resync", action="store_true",
                help="start every iteration of ours from their weights and Adam moments: isolates each "
                     "update from the drift of earlier ones")
+p.add_argument("--football-config", action="store_true",
+               help="the update settings of their football config (counterattack easy, HAPPO's: 15 epochs, 2 "
+                    "minibatches, hidden [64, 64]) on both sides, with spread's rollouts")
 p.add_argument("--their-kl", action="store_true",
                help="HATRPO: use the authors' categorical 'KL' in our script too (docs/hatrpo.md)")
 a = p.parse_args()
@@ -164,6 +168,12 @@ def their_runner():
     with open(Path(a.harl) / "tuned_configs" / "pettingzoo_mpe" / f"simple_spread_v2-{kind}" / a.script / "config.json") as f:
         cfg = json.load(f)
     algo_args, env_args = cfg["algo_args"], cfg["env_args"]
+    if a.football_config:  # football has tuned configs for HAPPO only, which our presets use for all
+        with open(Path(a.harl) / "tuned_configs" / "football" / "academy_counterattack_easy" / "happo" / "config.json") as f:
+            football = json.load(f)["algo_args"]
+        algo_args["algo"].update({k: v for k, v in football["algo"].items() if k.endswith(("_epoch", "_mini_batch"))
+                                  and k in algo_args["algo"]})
+        algo_args["model"]["hidden_sizes"] = football["model"]["hidden_sizes"]
     algo_args["train"].update(n_rollout_threads=a.num_envs, episode_length=a.num_steps)
     if a.script == "hatd3":  # a short warm-up, then training at once
         algo_args["train"].update(warmup_steps=50 * a.num_envs, num_env_steps=10**9)
@@ -258,6 +268,7 @@ def main():
     actor_optimizers = [optimizer_of[actor] for actor in actors]
     critic_optimizer = torch.optim.Adam(critic.parameters(), lr=model["critic_lr"], eps=model["opti_eps"], fused=True)
     print(f"{a.script} on {a.env}: their runner and our {a.script}.py, {E} envs x {T} steps, seed {a.seed}"
+          f"{', their football update settings' if a.football_config else ''}"
           f"{', their KL in ours' if a.their_kl else ''}{', ours resynced to theirs every iteration' if a.resync else ''}")
 
     runner.warmup()
