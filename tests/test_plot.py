@@ -20,6 +20,17 @@ def write_run(path, steps, train, evals):
             f.write(f"{s},{t},{'' if np.isnan(e) else e},,\n")
 
 
+def run_plot(tmp_path, out, table, like, claims, football=None):
+    plot.main(["--results", str(tmp_path / "results"), "--authors", str(tmp_path / "authors"),
+               "--published", str(tmp_path / "published"), "--out", str(out), "--table", str(table),
+               "--like-for-like", str(like), "--improvement", str(claims),
+               "--football", str(football or tmp_path / "football.md")])
+
+
+def cells(path):
+    return [[c.strip() for c in line.split("|")[1:-1]] for line in path.read_text().splitlines() if line.startswith("|")]
+
+
 def test_table_and_figures_from_synthetic_results(tmp_path, capsys):
     """Two HAPPO seeds to 1e7 whose last 10% of evaluations average -30 and -34 (so -32, whose
     bootstrap interval over two seeds is [-34, -30]: the published -25.5 lies above it) and a
@@ -44,12 +55,7 @@ def test_table_and_figures_from_synthetic_results(tmp_path, capsys):
               np.where(late, -40.0, -60.0))
 
     out, table, like, claims = tmp_path / "figures", tmp_path / "table.md", tmp_path / "like.md", tmp_path / "claims.md"
-    plot.main(["--results", str(tmp_path / "results"), "--authors", str(tmp_path / "authors"),
-               "--out", str(out), "--table", str(table), "--like-for-like", str(like), "--improvement", str(claims)])
-
-    def cells(path):
-        return [[c.strip() for c in line.split("|")[1:-1]]
-                for line in path.read_text().splitlines() if line.startswith("|")]
+    run_plot(tmp_path, out, table, like, claims)
 
     rows = {row[1]: row for row in cells(table)[2:]}
     assert rows["HAPPO"] == ["mpe_spread", "HAPPO", "2 (+1 running)", "10,000,000", "-32.0 [-34.0, -30.0]",
@@ -76,6 +82,25 @@ def test_table_and_figures_from_synthetic_results(tmp_path, capsys):
         png = (out / name).read_bytes()
         assert png.startswith(b"\x89PNG") and len(png) > 10_000
     assert not (out / "football_train.png").exists()  # no football results, no football figure
+    assert len(cells(tmp_path / "football.md")) == 2  # nor football rows: the header alone
+
+
+def test_football_table_at_1m_2m_3m_beside_the_published_curve(tmp_path):
+    """HAPPO to 2.5M steps: training bins of 100k at 0.1 per 1M steps, evaluations every 250k at
+    0.2 per 1M; each checkpoint averages the bins and evaluations in its last 10% of steps (at 2M:
+    the bins of 1.9M and 2M). The published curve (two points) is interpolated; 3M is blank for
+    ours (not reached)."""
+    steps = np.arange(1, 26) * 100_000
+    evals = np.where(steps % 250_000 == 0, steps / 5e6, np.nan)
+    write_run(tmp_path / "results" / "grf_ca_easy" / "happo" / "seed1.csv", steps, steps / 1e7, evals)
+    (tmp_path / "published").mkdir()
+    (tmp_path / "published" / "grf_ca_easy.csv").write_text("# read off a figure\nstep,happo\n500000,0.05\n3500000,0.65\n")
+    football = tmp_path / "f.md"
+    run_plot(tmp_path, tmp_path / "figures", tmp_path / "t.md", tmp_path / "l.md", tmp_path / "c.md", football)
+    header, _, row = cells(football)
+    assert header[2:5] == ["1M: train", "1M: eval", "1M: published"]
+    assert row == ["grf_ca_easy", "HAPPO (1 seed)", "0.100", "0.200", "0.150", "0.195", "0.400", "0.350", "", "", "0.550"]
+    assert (tmp_path / "figures" / "football_eval.png").exists()
 
 
 def test_digitize_reads_back_curves_drawn_in_the_authors_colours():
