@@ -11,9 +11,9 @@ as the training run's evaluation), on `--num-envs` fresh envs seeded from `--see
 line: the mean return and length of the episodes; on football also the score rate and how the
 episodes ended (a goal, the time limit, or the ball out of play or lost). `--sampled` draws the
 actions from the policy, as training does, instead of taking its mode: the gap between the two
-score rates tells a policy that scores only by chance from one whose mode scores. `--video` plays one more
-episode (seed `--seed`) and writes it with one frame per step; on football the engine renders
-off-screen in software, at about 2 steps/s.
+score rates tells a policy that scores only by chance from one whose mode scores.
+`--video` plays one more episode (seed `--seed`) and writes it with one frame per step; on
+football the engine renders off-screen in software, at about 2 steps/s.
 """
 
 from __future__ import annotations
@@ -120,10 +120,8 @@ def main(argv=None) -> None:
         actors = build_actors(module, args, envs.agents)
         load_states(opts.checkpoint, zip(actors, ckpt["actors"]), "checkpoint")
         envs.reset(seed=opts.seed)
-        if opts.sampled:
-            result = module.evaluate(actors, envs, obs_dims, opts.episodes, torch.device("cpu"), deterministic=False)
-        else:
-            result = module.evaluate(actors, envs, obs_dims, opts.episodes, torch.device("cpu"))
+        sampled = {"deterministic": False} if opts.sampled else {}  # hatd3's evaluate has no such argument
+        result = module.evaluate(actors, envs, obs_dims, opts.episodes, torch.device("cpu"), **sampled)
     finally:
         envs.close()
     returns, scores = result if isinstance(result, tuple) else (result, [])
