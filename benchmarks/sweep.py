@@ -386,14 +386,34 @@ def write_csv(path: Path, rows: list[tuple]) -> None:
     os.replace(tmp, path)
 
 
-def carry_on(carried: dict[str, np.ndarray], rows: list[tuple]) -> list[tuple]:
-    """The rows of a CSV written elsewhere (`carried`) before this machine's first bin, then this
-    machine's rows, their training time counted on from the carried one's."""
-    first = rows[0][0] if rows else math.inf
-    keep = np.flatnonzero(carried["step"] < first)
+def carry_on(carried: dict[str, np.ndarray], merged: dict[str, np.ndarray], tags, bin_size: int):
+    """Join the curve of a CSV written elsewhere (`carried`: the segments before the kept
+    checkpoint) to this machine's merged log. Returns the carried rows of the bins before the one
+    this machine resumed in; the log with the carried part of that bin added as events at the
+    resume step, so that the bin's training mean weighs the two parts by their env-steps and its
+    evaluation is the carried one unless this machine evaluated there too; and the carried
+    training time, which this machine's times count on from."""
+    train_tag, eval_tag, sps_tag = tags
+    iterations = merged[sps_tag][:, 0]  # SPS is logged once per iteration
+    everything = np.concatenate([rows[:, 0] for rows in merged.values()])
+    resume = iterations[0] - np.diff(iterations).min() if len(iterations) > 1 else everything.min() - 1
+    lo = resume // bin_size * bin_size  # the resume step lies in the bin (lo, lo + bin_size], or at lo
+    keep = np.flatnonzero(carried["step"] <= lo)
     before = [(int(carried["step"][i]), *(carried[c][i] for c in CSV_COLUMNS[1:])) for i in keep]
     offset = before[-1][3] if before else 0.0
-    return before + [(step, train, evaluation, wall + offset, sps) for step, train, evaluation, wall, sps in rows]
+    straddle = np.flatnonzero(carried["step"] == lo + bin_size)
+    if resume > lo and len(straddle):
+        i = straddle[0]
+        offset = carried["wall_time"][i]
+        # the carried mean stands for as many episodes as this machine logged per env-step in the bin
+        train = merged[train_tag][(merged[train_tag][:, 0] > resume) & (merged[train_tag][:, 0] <= lo + bin_size)]
+        span = everything[everything <= lo + bin_size].max() - resume
+        episodes = max(1, round(len(train) * (resume - lo) / span)) if len(train) else 1
+        part = {train_tag: [carried["train"][i]] * episodes, eval_tag: [carried["eval"][i]],
+                sps_tag: [carried["sps"][i]]}
+        merged = {tag: np.concatenate([np.array([(resume, 0.0, v) for v in part[tag] if not math.isnan(v)])
+                                       .reshape(-1, 3), merged[tag]]) for tag in tags}
+    return before, merged, offset
 
 
 def export_csv(log_dirs, env_id: str, csv_path, bin_size: int = 100_000, carried=None) -> int | None:
@@ -407,9 +427,11 @@ def export_csv(log_dirs, env_id: str, csv_path, bin_size: int = 100_000, carried
     merged = merge_segments(segments, tags)
     if not any(len(rows) for rows in merged.values()):
         return None
-    rows = bin_rows(merged, train_tag, eval_tag, bin_size)
+    before, offset = [], 0.0
     if carried is not None and Path(carried).exists():
-        rows = carry_on(read_results(carried), rows)
+        before, merged, offset = carry_on(read_results(carried), merged, tags, bin_size)
+    rows = before + [(step, train, evaluation, wall + offset, sps)
+                     for step, train, evaluation, wall, sps in bin_rows(merged, train_tag, eval_tag, bin_size)]
     write_csv(Path(csv_path), rows)
     return len(rows)
 

@@ -228,6 +228,23 @@ def test_segments_merge_by_step_and_count_only_training_time(tmp_path):
     assert back["eval"][:2].tolist() == [-75, -40] and np.isnan(back["eval"][2])
 
 
+def test_a_carried_csv_and_this_machine_share_the_bin_it_resumed_in(tmp_path):
+    """Elsewhere, a run logged to step 200 and kept its checkpoint at 150; here it resumes at 150
+    (iterations of 25 steps) and logs as many episodes in (150, 200] as elsewhere. The bin
+    (100, 200] keeps the carried evaluation, which this machine did not repeat, and its training
+    mean weighs the two halves equally; training time counts on from the carried bin's."""
+    def rows(*r):
+        return np.array(r, dtype=float).reshape(-1, 3)
+
+    sweep.write_csv(tmp_path / "carried.csv", [(100, -70.0, -75.0, 20.0, 500.0), (200, -60.0, -55.0, 30.0, 510.0)])
+    here = {TRAIN: rows(*[(s, s - 150, -40) for s in (160, 170, 180, 190, 200, 210)]), EVAL: rows((250, 101, -30)),
+            SPS: rows((175, 25, 700), (200, 50, 710), (225, 75, 720), (250, 100, 730))}
+    before, merged, offset = sweep.carry_on(sweep.read_results(tmp_path / "carried.csv"), here, (TRAIN, EVAL, SPS), 100)
+    assert before == [(100, -70.0, -75.0, 20.0, 500.0)] and offset == 30.0
+    assert sweep.bin_rows(merged, TRAIN, EVAL, bin_size=100) == [(200, -50.0, -55.0, 50.0, 710.0),
+                                                                  (300, -40.0, -30.0, 101.0, 730.0)]
+
+
 # ---- a local sweep: Ctrl-C, then the same command ----
 
 def wait_until(condition, timeout: float, what: str) -> None:
