@@ -12,8 +12,8 @@ line: the mean return and length of the episodes; on football also the score rat
 episodes ended (a goal, the time limit, or the ball out of play or lost). `--sampled` draws the
 actions from the policy, as training does, instead of taking its mode: the gap between the two
 score rates tells a policy that scores only by chance from one whose mode scores.
-`--video` plays one more episode (seed `--seed`) and writes it with one frame per step; on
-football the engine renders off-screen in software, at about 2 steps/s.
+`--video` plays one more episode (seed `--seed`) and writes a frame of its first state and one
+after each step; on football the engine renders off-screen in software, at about 2 steps/s.
 """
 
 from __future__ import annotations

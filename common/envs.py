@@ -260,18 +260,22 @@ VIDEO_FPS = 10  # one frame per env step: an MPE step and a football step are bo
 def record_episode(env_id: str, policy, seed: int, path: str) -> int:
     """Play one episode with `policy(obs) -> flat actions` (both (1, ...) arrays) and write it to
     `path` as an MP4 video (MPEG-4 part 2, the codec opencv's wheels write; VLC, QuickTime and
-    Windows' players play it); returns the number of frames."""
+    Windows' players play it): the first state and the state after every step, so that the last
+    frame shows how the episode ended (a goal happens during the last step). Returns the number
+    of steps."""
     import cv2
 
     env = make_single_env(env_id, render=True)
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     obs, _ = env.reset(seed)
     video, done, t = None, False, 0
-    while not done:
+    while True:
         frame = env.render()  # (height, width, 3) RGB
         if video is None:
             video = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*"mp4v"), VIDEO_FPS, frame.shape[1::-1])
         video.write(cv2.cvtColor(np.ascontiguousarray(frame, dtype=np.uint8), cv2.COLOR_RGB2BGR))
+        if done:
+            break
         obs, _, _, terminated, truncated = env.step(policy(obs[None])[0])
         done, t = terminated or truncated, t + 1
     video.release()

@@ -310,8 +310,9 @@ def test_periodic_checkpoint_survives_a_killed_run(script, tmp_path):
 
 @pytest.mark.parametrize("script", SCRIPTS)
 def test_capture_video_writes_an_mp4(script, tiny_run, tmp_path):
-    """One frame per step of the recorded episode (speaker_listener's 25), readable as a video."""
+    """The first state and one frame after each step of the recorded episode (speaker_listener's
+    25 steps), readable as a video."""
     tiny_run(script, "--env", mpe_id(script, "mpe_speaker_listener"), "--capture-video", "--total-timesteps", "50")
     (video,) = (tmp_path / "videos").glob("*/step_50.mp4")
     frames = video_frames(video)
-    assert len(frames) == 25 and frames[0].shape[2] == 3 and frames[0].std() > 0
+    assert len(frames) == 26 and frames[0].shape[2] == 3 and frames[0].std() > 0
