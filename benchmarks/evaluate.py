@@ -135,8 +135,9 @@ def main(argv=None) -> None:
                  f"{(timed_out & ~scored).mean():.0%}, by the ball out of play or lost {(~timed_out & ~scored).mean():.0%}")
     print(line, flush=True)
     if opts.video:
-        frames = record_episode(args.env, deterministic_policy(module, actors, obs_dims), opts.seed, opts.video)
-        print(f"video of one episode ({frames} steps) written to {opts.video}")
+        steps, scored = record_episode(args.env, deterministic_policy(module, actors, obs_dims), opts.seed, opts.video)
+        ending = "" if scored is None else ", a goal" if scored else ", no goal"
+        print(f"video of one episode ({steps} steps{ending}) written to {opts.video}")
 
 
 if __name__ == "__main__":

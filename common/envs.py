@@ -262,7 +262,7 @@ def record_episode(env_id: str, policy, seed: int, path: str) -> int:
     `path` as an MP4 video (MPEG-4 part 2, the codec opencv's wheels write; VLC, QuickTime and
     Windows' players play it): the first state and the state after every step, so that the last
     frame shows how the episode ended (a goal happens during the last step). Returns the number
-    of steps."""
+    of steps and, on football, whether the last step scored (None elsewhere)."""
     import cv2
 
     env = make_single_env(env_id, render=True)
@@ -280,7 +280,7 @@ def record_episode(env_id: str, policy, seed: int, path: str) -> int:
         done, t = terminated or truncated, t + 1
     video.release()
     env.close()
-    return t
+    return t, (env.scored if env.scores else None)
 
 
 class SerialVecEnv:

@@ -30,6 +30,7 @@ def test_evaluates_a_checkpoint_and_records_a_video(script, checkpoint_of, tmp_p
     algo = script.removesuffix(".py")
     assert re.search(rf"^{algo} on mpe_spread\S* at step 100: return -?\d+\.\d+ \(std \d+\.\d+\) "
                      r"over 3 deterministic episodes of 25 steps on average$", out.stdout, re.M), out.stdout
+    assert f"video of one episode (25 steps) written to {tmp_path / 'episode.mp4'}" in out.stdout
     frames = video_frames(tmp_path / "episode.mp4")  # spread: 25 steps, the first state and one frame after each
     assert len(frames) == 26 and frames[0].std() > 0 and not np.array_equal(frames[-1], frames[-2])
     # the same episodes again: the same line (the deterministic policy on the same seeds)
