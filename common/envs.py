@@ -257,7 +257,7 @@ def make_single_env(env_id: str, render: bool = False):
 VIDEO_FPS = 10  # one frame per env step: an MPE step and a football step are both 0.1 s of play
 
 
-def record_episode(env_id: str, policy, seed: int, path: str) -> int:
+def record_episode(env_id: str, policy, seed: int, path: str) -> tuple[int, bool | None]:
     """Play one episode with `policy(obs) -> flat actions` (both (1, ...) arrays) and write it to
     `path` as an MP4 video (MPEG-4 part 2, the codec opencv's wheels write; VLC, QuickTime and
     Windows' players play it): the first state and the state after every step, so that the last
