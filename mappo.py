@@ -17,9 +17,10 @@ import time
 from dataclasses import asdict, dataclass
 from datetime import timedelta
 
-from common.checks import check_checkpoint_file, load_states, read_checkpoint
+from common.checks import load_states, read_checkpoint
 from common.config import check_divides, exit_on_interrupt, fail, parse_args
-from common.envs import CORES, check_backend, check_memory
+from common.envs import CORES, WORKER_TIMEOUT, check_backend, check_memory
+from common.runs import Writer, continued_run_dir, write_checkpoint
 
 ALGO = "mappo"
 
@@ -42,8 +43,8 @@ class Args:
     """the wandb project name"""
     capture_video: bool = False
     """if toggled, record one deterministic episode per evaluation as `videos/{run_name}/step_{N}.mp4`"""
-    save_model: bool = False
-    """if toggled, save a checkpoint at the end of training (Ctrl-C and NaN always save one)"""
+    save_model: bool = True
+    """save a checkpoint at the end of training (`--no-save-model`: only where a run stops early; Ctrl-C and NaN always save one)"""
     checkpoint_interval: int = 0
     """also save the checkpoint every this many iterations (0: never), so that a killed run loses little"""
     resume: str | None = None
@@ -61,6 +62,9 @@ class Args:
     """number of parallel training environments"""
     num_workers: int = CORES
     """env worker processes, shared by training and evaluation envs (0: in this process); default: the cores available"""
+    worker_timeout: float = WORKER_TIMEOUT
+    """seconds an env worker may take to answer (a step, a reset, starting its engines); one that takes longer
+    is hung: it is killed and restarted as a failed one, and the interrupted rollout or evaluation starts again"""
     torch_threads: int = 0
     """torch CPU threads; 0: per phase, the cores the env workers leave free (at most 4) while collecting, all cores while updating"""
     num_steps: int = 200
@@ -115,8 +119,6 @@ def check_args(args: Args) -> None:
         check_backend(args.env, args.env_backend)
     except ValueError as err:
         fail(str(err))
-    if args.resume is not None:
-        check_checkpoint_file(args.resume)
     try:
         check_memory(args.env, args.num_envs, args.num_eval_envs if args.eval_interval else 0,
                      args.num_workers, args.num_steps)
@@ -371,24 +373,22 @@ def evaluate(actors, envs, obs_dims, num_episodes: int, device, deterministic: b
 
 
 def save_checkpoint(path, actors, critic, value_norm, actor_optimizers, critic_optimizer, args, global_step, iteration):
-    """One file with everything `--resume` needs."""
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    torch.save({
+    """One file with everything `--resume` needs. Written atomically; a failure (a full disk) is returned, not raised."""
+    return write_checkpoint({
         "algo": ALGO, "env": args.env, "args": asdict(args),
         "global_step": global_step, "iteration": iteration,
         "actors": [a.state_dict() for a in actors],
         "critic": critic.state_dict(), "value_norm": value_norm.state_dict(),
         "actor_optimizers": [o.state_dict() for o in actor_optimizers],
         "critic_optimizer": critic_optimizer.state_dict(),
-    }, path + ".tmp")
-    os.replace(path + ".tmp", path)  # atomic: a run killed while saving keeps its previous checkpoint
+    }, path)
 
 
 if __name__ == "__main__":
-    from torch.utils.tensorboard import SummaryWriter
-
     ckpt = read_checkpoint(args.resume, ALGO, args.env) if args.resume else None
-    run_name = f"{args.env}__{args.exp_name}__{args.seed}__{int(time.time())}"
+    # a run resumed from a checkpoint in its run directory goes on writing there (common/runs.py)
+    run_dir = continued_run_dir(args.resume) or f"runs/{args.env}__{args.exp_name}__{args.seed}__{int(time.time())}"
+    run_name = os.path.basename(run_dir)
     config_table = "\n".join(f"|{key}|{value}|" for key, value in asdict(args).items())
     print(f"{run_name}\n|param|value|\n|-|-|\n{config_table}")
     if args.track:
@@ -396,7 +396,8 @@ if __name__ == "__main__":
 
         wandb.init(project=args.wandb_project_name, sync_tensorboard=True, config=asdict(args),
                    name=run_name, save_code=True)
-    writer = SummaryWriter(f"runs/{run_name}")
+    # TensorBoard; a failing write (a full disk) costs its scalars, never the run
+    writer = Writer(run_dir, purge_step=ckpt["global_step"] + 1 if ckpt else None)
     writer.add_text("hyperparameters", f"|param|value|\n|-|-|\n{config_table}")
 
     # seeding
@@ -413,7 +414,7 @@ if __name__ == "__main__":
 
     # env setup: evaluation envs share the training envs' worker processes
     envs, eval_envs = make_vec_envs(args.env, args.num_envs, args.num_eval_envs if args.eval_interval else 0,
-                                    args.num_workers, args.env_backend)
+                                    args.num_workers, args.env_backend, args.worker_timeout)
     if eval_envs:
         eval_envs.reset(seed=args.seed + 100_000)  # evaluation episodes never share seeds with training
     num_agents = len(envs.agents)
@@ -461,7 +462,7 @@ if __name__ == "__main__":
     num_iterations = args.total_timesteps // batch_size
     # --stop-at ends this run early; the schedule stays the whole run's
     last_iteration = min(num_iterations, -(-args.stop_at // batch_size)) if args.stop_at else num_iterations
-    checkpoint_path = f"runs/{run_name}/{args.exp_name}.cleanrl_model"
+    checkpoint_path = f"{run_dir}/{args.exp_name}.cleanrl_model"
     next_obs, next_state = envs.reset(seed=args.seed)
     start_time, start_step = time.time(), global_step
     collect_time = update_time = 0.0  # seconds in each phase, for the progress line
@@ -547,8 +548,10 @@ if __name__ == "__main__":
                     writer.add_scalar(f"agents/{i}/{key}", s[key], global_step)
 
             if args.checkpoint_interval and iteration % args.checkpoint_interval == 0:
-                save_checkpoint(checkpoint_path, actors, critic, value_norm, actor_optimizers, critic_optimizer,
-                                args, global_step, iteration)
+                saved = save_checkpoint(checkpoint_path, actors, critic, value_norm, actor_optimizers, critic_optimizer,
+                                        args, global_step, iteration)
+                if not saved.ok:  # this checkpoint only is lost; the next interval tries again
+                    print(f"warning: {saved}; training goes on", file=sys.stderr, flush=True)
 
             if args.eval_interval and (iteration % args.eval_interval == 0 or iteration == last_iteration):
                 torch.set_num_threads(collect_threads)
@@ -592,29 +595,33 @@ if __name__ == "__main__":
         if trained_iteration < start_iteration:  # no update in this run: nothing new to save
             print("\ninterrupted before the first update of this run; no checkpoint", flush=True)
             sys.exit(130)
-        save_checkpoint(checkpoint_path, actors, critic, value_norm, actor_optimizers, critic_optimizer,
-                        args, trained_step, trained_iteration)
-        print(f"\ninterrupted after iteration {trained_iteration}, step {trained_step}; checkpoint saved to "
-              f"{checkpoint_path}", flush=True)
+        saved = save_checkpoint(checkpoint_path, actors, critic, value_norm, actor_optimizers, critic_optimizer,
+                                args, trained_step, trained_iteration)
+        print(f"\ninterrupted after iteration {trained_iteration}, step {trained_step}; {saved}", flush=True)
         sys.exit(130)
     except NonFiniteLoss as err:
-        save_checkpoint(checkpoint_path, actors, critic, value_norm, actor_optimizers, critic_optimizer,
-                        args, trained_step, trained_iteration)
-        print(f"error: non-finite loss at iteration {trained_iteration + 1}: {err}; checkpoint of the "
-              f"last update saved to {checkpoint_path}", file=sys.stderr)
+        saved = save_checkpoint(checkpoint_path, actors, critic, value_norm, actor_optimizers, critic_optimizer,
+                                args, trained_step, trained_iteration)
+        print(f"error: non-finite loss at iteration {trained_iteration + 1}: {err}; "
+              f"{saved} (of the last update)", file=sys.stderr)
         envs.close()
         sys.exit(1)
     except EnvWorkerFailure as err:  # failures in a row (common/envs.py: MAX_FAILURES), a lasting fault
-        save_checkpoint(checkpoint_path, actors, critic, value_norm, actor_optimizers, critic_optimizer,
-                        args, trained_step, trained_iteration)
-        print(f"error: {err}; checkpoint of the last update saved to {checkpoint_path}", file=sys.stderr)
+        saved = save_checkpoint(checkpoint_path, actors, critic, value_norm, actor_optimizers, critic_optimizer,
+                                args, trained_step, trained_iteration)
+        print(f"error: {err}; {saved} (of the last update)", file=sys.stderr)
         envs.close()
         sys.exit(1)
 
     if args.save_model or last_iteration < num_iterations:  # a stopped run goes on from its checkpoint
-        save_checkpoint(checkpoint_path, actors, critic, value_norm, actor_optimizers, critic_optimizer,
-                        args, trained_step, trained_iteration)
-        print(f"checkpoint saved to {checkpoint_path}")
+        saved = save_checkpoint(checkpoint_path, actors, critic, value_norm, actor_optimizers, critic_optimizer,
+                                args, trained_step, trained_iteration)
+        if not saved.ok:  # the run's training since its last checkpoint would be lost: say so
+            print(f"error: {saved}", file=sys.stderr, flush=True)
+            envs.close()
+            writer.close()
+            sys.exit(1)
+        print(saved)
     if last_iteration < num_iterations:
         print(f"stopped at step {trained_step} (--stop-at {args.stop_at}); --resume the checkpoint to go on")
     envs.close()

@@ -63,9 +63,9 @@ if __name__ == "__main__":
         in_bin = evals[(evals[:, 0] > lo) & (evals[:, 0] <= hi)]
         rows.append((hi, train[bins == b, 1].mean(), in_bin))
     if opts.csv:  # the results/ format, as the sweep writes it (the env id opens the run's name)
-        from sweep import export_csv
+        from sweep import EVENTS, export_csv
 
-        export_csv([opts.run_dir], Path(opts.run_dir).name.split("__")[0], opts.csv, opts.bin)
+        export_csv(Path(opts.run_dir).glob(EVENTS), Path(opts.run_dir).name.split("__")[0], opts.csv, opts.bin)
         raise SystemExit
     print(f"| steps | {opts.train} (mean over the bin) | {opts.eval} (evaluations in the bin) |")
     print("|---:|---:|---|")

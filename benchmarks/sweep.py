@@ -74,6 +74,7 @@ SCRIPTS = [f"{algo}.py" for algo in PRESETS]
 DONE = "done"  # the marker of a complete run
 LOG = "log.txt"
 CARRIED = "carried.csv"  # the curve of the segments run elsewhere, before the kept checkpoint
+EVENTS = "events.out.tfevents.*"  # a TensorBoard event file: one per process that logged to a run directory
 # Resident memory of one run, all its processes, with a margin: an on-policy MPE run, and HATD3
 # with its replay buffer of 1e6 transitions. Football is estimated from its sizes.
 MPE_RUN_MB, HATD3_RUN_MB = 600, 2000
@@ -325,11 +326,13 @@ def results_path(results_dir, env_id: str, algo: str, seed: int) -> Path:
     return Path(results_dir) / env_id / algo / f"seed{seed}.csv"
 
 
-def read_segment(log_dir, tags) -> tuple[float, dict[str, np.ndarray]] | None:
-    """One runs/* directory: when its writer started, and per tag the rows (step, wall time, value)."""
+def read_segment(event_file, tags) -> tuple[float, dict[str, np.ndarray]] | None:
+    """One TensorBoard event file, the log of one process (a resumed run goes on in its run
+    directory with a new file): when its writer started, and per tag the rows (step, wall time,
+    value)."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    acc = EventAccumulator(str(log_dir), size_guidance={"scalars": 0})
+    acc = EventAccumulator(str(event_file), size_guidance={"scalars": 0})
     acc.Reload()
     try:
         started = acc.FirstEventTimestamp()
@@ -416,14 +419,14 @@ def carry_on(carried: dict[str, np.ndarray], merged: dict[str, np.ndarray], tags
     return before, merged, offset
 
 
-def export_csv(log_dirs, env_id: str, csv_path, bin_size: int = 100_000, carried=None) -> int | None:
-    """Write the learning curve of one run, its TensorBoard directories (the segments of a
+def export_csv(event_files, env_id: str, csv_path, bin_size: int = 100_000, carried=None) -> int | None:
+    """Write the learning curve of one run, its TensorBoard event files (the segments of a
     resumed run) merged, to `csv_path`, after the rows of the CSV `carried` (the segments run on
     another machine) if given. Returns the number of rows, or None (and writes nothing) if
     nothing is logged."""
     train_tag, eval_tag = curve_tags(env_id)
     tags = (train_tag, eval_tag, SPS_TAG)
-    segments = [s for s in (read_segment(d, tags) for d in log_dirs) if s is not None]
+    segments = [s for s in (read_segment(f, tags) for f in event_files) if s is not None]
     merged = merge_segments(segments, tags)
     if not any(len(rows) for rows in merged.values()):
         return None
@@ -444,7 +447,7 @@ def read_results(path) -> dict[str, np.ndarray]:
 
 def export(run: Run, settings: Settings) -> int | None:
     """The run's CSV, and a copy of its newest checkpoint kept beside it (kept_checkpoint)."""
-    rows = export_csv(Path(run.directory).glob("runs/*"), run.env,
+    rows = export_csv(Path(run.directory).glob(f"runs/*/{EVENTS}"), run.env,
                       results_path(settings.results_dir, run.env, run.algo, run.seed), settings.bin,
                       run.path / CARRIED)
     if (checkpoint := newest_checkpoint(run.directory)) is not None:

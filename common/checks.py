@@ -52,6 +52,7 @@ RANGES: dict[str, Range] = {
     "total_timesteps": COUNT,
     "num_envs": COUNT,
     "num_workers": OPTIONAL,
+    "worker_timeout": POSITIVE,
     "torch_threads": OPTIONAL,
     "eval_interval": OPTIONAL,
     "eval_episodes": COUNT,
@@ -147,13 +148,15 @@ def check_checkpoint_file(path: str, what: str = "--resume") -> None:
         fail(f"{what} {path} is not a checkpoint (not a file torch.save wrote)")
 
 
-def read_checkpoint(path: str, algo: str | None, env_id: str | None, what: str = "--resume") -> dict:
-    """The checkpoint at `path`, which must be one of script `algo` on `env_id` (None: any of
-    these scripts' checkpoints); else one line, exit 2."""
+def read_checkpoint(path: str, algo: str | None, env_id: str | None, what: str = "--resume",
+                    ckpt: dict | None = None) -> dict:
+    """The checkpoint at `path` (or `ckpt`, already read from it), which must be one of script
+    `algo` on `env_id` (None: any of these scripts' checkpoints); else one line, exit 2."""
     import torch
 
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        if ckpt is None:
+            ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - a damaged or foreign file
         fail(f"{what} {path} is not a readable checkpoint ({type(err).__name__}); give a "
              f"`.cleanrl_model` file that --save-model or --checkpoint-interval wrote")

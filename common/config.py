@@ -8,6 +8,7 @@ user passes overrides them, and `--help` shows the resolved values.
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import signal
 import sys
 
@@ -127,35 +128,87 @@ def fail(message: str) -> None:
     sys.exit(2)
 
 
-def _env_from_argv(argv: list[str], default: str) -> str:
+def _flag_value(argv: list[str], name: str) -> str | None:
+    """The value of `--name V` or `--name=V` in argv (the last one given), else None."""
+    value = None
     for k, arg in enumerate(argv):
-        if arg == "--env" and k + 1 < len(argv):
-            return argv[k + 1]
-        if arg.startswith("--env="):
-            return arg.split("=", 1)[1]
-    return default
+        if arg == name and k + 1 < len(argv):
+            value = argv[k + 1]
+        elif arg.startswith(name + "="):
+            value = arg.split("=", 1)[1]
+    return value
+
+
+# What `--resume` does not take from the checkpoint: these belong to one invocation.
+PER_INVOCATION = ("resume", "stop_at")
+# What a resumed run cannot change: the task and the networks' shapes (the script is checked too).
+FIXED_ON_RESUME = ("env", "hidden_sizes", "share_param", "rga_channels", "rga_ratio", "rga_spatial", "rga_channel")
 
 
 def parse_args(args_cls, algo: str, argv: list[str] | None = None):
     """Parse the command line into `args_cls`, with the preset of `--env` as defaults; a value
-    out of its range (common/checks.py), or `--cuda` without a usable GPU, stops here."""
+    out of its range (common/checks.py), `--track` without wandb, or `--cuda` without a usable
+    GPU, stops here. With `--resume PATH`, the checkpoint's arguments are the defaults instead
+    (except PER_INVOCATION): the command line overrides them, one line per flag that then
+    differs, and refuses to change FIXED_ON_RESUME."""
     import tyro
 
+    from common.checks import check_checkpoint_file, check_cuda, check_ranges, read_checkpoint  # imports this module
+
     argv = sys.argv[1:] if argv is None else argv
-    env_id = _env_from_argv(argv, args_cls.env)
+    resume = _flag_value(argv, "--resume")
+    saved = None
+    if resume is not None:
+        check_checkpoint_file(resume)
+        ckpt = read_checkpoint(resume, None, None)  # imports torch: --resume only, as --cuda
+        env_id = _flag_value(argv, "--env") or ckpt["env"]
+        read_checkpoint(resume, algo, env_id, ckpt=ckpt)  # this script's, on this env
+        saved = ckpt["args"]
+    else:
+        env_id = _flag_value(argv, "--env") or args_cls.env
     if env_id not in ENV_IDS:
         fail(f"unknown --env {env_id!r}; valid ids: {', '.join(ENV_IDS)}")
     if env_id not in PRESETS[algo]:
         reason = NO_PRESET_REASON.get(algo, f"{algo} has no preset for it")
         fail(f"{algo} cannot run --env {env_id}: {reason}; valid ids: {', '.join(PRESETS[algo])}")
     defaults = dataclasses.replace(args_cls(), env=env_id, **PRESETS[algo][env_id])
+    if saved is not None:
+        fields = {f.name for f in dataclasses.fields(args_cls)} - set(PER_INVOCATION)
+        defaults = dataclasses.replace(defaults, **{k: _as_field(v) for k, v in saved.items() if k in fields})
     args = tyro.cli(args_cls, default=defaults, args=argv)
-    from common.checks import check_cuda, check_ranges  # common.checks imports this module
-
     check_ranges(args)  # every numeric flag against its declared range
+    if saved is not None:
+        report_changes(args, saved, resume)
+    if getattr(args, "track", False) and importlib.util.find_spec("wandb") is None:
+        fail("--track logs to Weights and Biases, which is not installed; install it with `pip install wandb`")
     if getattr(args, "cuda", False):
         check_cuda()
     return fit_short_run_evaluation(args, argv)
+
+
+def _as_field(value):
+    return tuple(value) if isinstance(value, list) else value  # tuples may come back as lists
+
+
+def report_changes(args, saved: dict, resume: str) -> None:
+    """A resumed run: refuse a change of FIXED_ON_RESUME (one line, exit 2), and print one line
+    per other flag whose value differs from the checkpoint's."""
+    for field in dataclasses.fields(args):
+        name = field.name
+        if name in PER_INVOCATION or name not in saved:
+            continue
+        value, before = getattr(args, name), _as_field(saved[name])
+        if value == before:
+            continue
+        flag = "--" + name.replace("_", "-")
+        if name in FIXED_ON_RESUME:
+            fail(f"{flag} {_show(value)} differs from the checkpoint's {_show(before)} ({resume}); a resumed "
+                 f"run keeps its env and network shapes: start a new run instead")
+        print(f"resume: {flag} {_show(value)} (the checkpoint's: {_show(before)})", flush=True)
+
+
+def _show(value) -> str:
+    return " ".join(map(str, value)) if isinstance(value, tuple) else str(value)
 
 
 def fit_short_run_evaluation(args, argv: list[str]):

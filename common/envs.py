@@ -29,9 +29,10 @@ ended with a goal for the agents' team:
 
     info["episode_score"]   (num_envs,), 1.0 / 0.0 where done, NaN elsewhere
 
-With worker processes (`SubprocVecEnv`), a worker that dies or whose engine raises makes `reset`
-or `step` raise EnvWorkerFailure, once the other workers have replied; `recover` then restarts
-it with fresh engines and resets the envs, so that the caller can collect its rollout again.
+With worker processes (`SubprocVecEnv`), a worker that dies, whose engine raises, or that does not
+answer within `timeout` seconds (a hung engine; it is killed) makes `reset` or `step` raise
+EnvWorkerFailure, once the other workers have replied; `recover` then restarts it with fresh
+engines and resets the envs, so that the caller can collect its rollout again.
 
 Nothing here imports mpe2, gfootball (or other slow packages) at module import, so scripts can
 validate their arguments first.
@@ -393,6 +394,10 @@ WORKER = "from common.envs import worker_main; worker_main()"
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+# Seconds a worker may take to answer a command, starting its engines included (about 60 s for 100
+# football engines in one worker on a busy core): longer, it counts as failed (hung). Generous for
+# the slowest call, and small against a football run, which lasts hours.
+WORKER_TIMEOUT = 300.0
 # Env worker failures in a row (no step of training between them) after which a run stops:
 # one is an engine crash or an OOM kill to recover from; several at the same step, a lasting fault.
 MAX_FAILURES = 3
@@ -412,11 +417,12 @@ class WorkerPool:
     contiguous chunks, one per worker, so every worker holds a part of every group and steps
     its envs one after another. Groups share the workers, so evaluation envs cost the memory
     of their engines only, not of more processes. A failed worker can be restarted with fresh
-    engines (`restart`); its envs then need a reset."""
+    engines (`restart`); its envs then need a reset. A worker that owes a reply for longer than
+    `timeout` seconds has failed: it is killed."""
 
-    def __init__(self, env_id: str, sizes: dict[str, int], num_workers: int):
+    def __init__(self, env_id: str, sizes: dict[str, int], num_workers: int, timeout: float = WORKER_TIMEOUT):
         num_workers = max(1, min(num_workers, max(sizes.values())))
-        self.env_id, self.sizes = env_id, sizes
+        self.env_id, self.sizes, self.timeout = env_id, sizes, timeout
         self.chunks = {name: _chunks(n, num_workers) for name, n in sizes.items()}
         self.conns, self.procs = [None] * num_workers, [None] * num_workers
         self.busy, self.closed = True, False  # busy: replies are owed, the pipes are mid-message
@@ -424,7 +430,8 @@ class WorkerPool:
         try:
             for w in range(num_workers):
                 self._spawn(w)
-            self.specs = [self._recv(w) for w in range(num_workers)][0]
+            deadline = time.monotonic() + timeout
+            self.specs = [self._recv(w, deadline) for w in range(num_workers)][0]
             self.busy = False
         except EnvWorkerFailure as err:  # while the engines start: the whole story, then none stays
             self.close()
@@ -454,7 +461,12 @@ class WorkerPool:
         name = f" ({signal.Signals(-code).name})" if code < 0 and -code in signal.valid_signals() else ""
         return f"exited with status {code}{name}"
 
-    def _recv(self, w: int):
+    def _recv(self, w: int, deadline: float):
+        """Worker w's reply to a command sent before `deadline` - timeout (time.monotonic())."""
+        if not self.conns[w].poll(max(0.0, deadline - time.monotonic())):
+            self.procs[w].kill()  # hung (SIGKILL ends a stopped process too)
+            self.procs[w].wait()
+            raise EnvWorkerFailure({w: f"did not answer within {self.timeout:g} s (--worker-timeout) and was killed"})
         try:
             ok, payload = self.conns[w].recv()
         except (EOFError, OSError):  # died: the pipe closed under the message
@@ -469,6 +481,7 @@ class WorkerPool:
         workers = [w for w, (start, end) in enumerate(self.chunks[group]) if end > start]
         self.busy = True
         failed, details, replies = {}, [], []
+        deadline = time.monotonic() + self.timeout  # the workers run in parallel: one deadline for all
         for w in workers:
             try:
                 self.conns[w].send((cmd, group, data[w]))
@@ -478,7 +491,7 @@ class WorkerPool:
             if w in failed:
                 continue
             try:
-                replies.append(self._recv(w))
+                replies.append(self._recv(w, deadline))
             except EnvWorkerFailure as err:
                 failed.update(err.failed)
                 details.append(err.detail)
@@ -496,8 +509,9 @@ class WorkerPool:
                 self.procs[w].kill()
             self.procs[w].wait()
             self._spawn(w)
+        deadline = time.monotonic() + self.timeout
         for w in workers:
-            self._recv(w)
+            self._recv(w, deadline)
         self.busy = False
 
     def close(self):
@@ -576,10 +590,11 @@ def num_worker_processes(backend: str, num_envs: int, num_eval_envs: int, num_wo
 
 
 def make_vec_envs(env_id: str, num_envs: int, num_eval_envs: int = 0, num_workers: int = 0,
-                  backend: str = "pettingzoo"):
+                  backend: str = "pettingzoo", timeout: float = WORKER_TIMEOUT):
     """Training envs and, if `num_eval_envs`, evaluation envs (else None). The batched backend
     runs in this process; the others in `num_workers` worker processes shared by both groups
-    (0: in this process). An engine keeps a core busy, so more workers than cores gain nothing."""
+    (0: in this process), each allowed `timeout` seconds per reply. An engine keeps a core busy,
+    so more workers than cores gain nothing."""
     check_env_id(env_id)
     check_backend(env_id, backend)
     if backend == "batched":
@@ -596,14 +611,15 @@ def make_vec_envs(env_id: str, num_envs: int, num_eval_envs: int = 0, num_worker
     print(f"starting {' + '.join(map(str, sizes.values()))} {kind} ({' + '.join(sizes)}) "
           f"in {workers} worker processes ...", flush=True)
     started = time.time()
-    pool = WorkerPool(env_id, sizes, num_workers)
+    pool = WorkerPool(env_id, sizes, num_workers, timeout)
     print(f"{kind} ready in {time.time() - started:.0f} s", flush=True)
     return SubprocVecEnv(pool, "train"), SubprocVecEnv(pool, "eval") if num_eval_envs else None
 
 
-def make_vec_env(env_id: str, num_envs: int, num_workers: int = 0, backend: str = "pettingzoo"):
+def make_vec_env(env_id: str, num_envs: int, num_workers: int = 0, backend: str = "pettingzoo",
+                 timeout: float = WORKER_TIMEOUT):
     """Training envs only (see make_vec_envs)."""
-    return make_vec_envs(env_id, num_envs, 0, num_workers, backend)[0]
+    return make_vec_envs(env_id, num_envs, 0, num_workers, backend, timeout)[0]
 
 
 # Resident memory in MB, measured with gfootball 2.10.2 on Python 3.11 (docs/football.md, "Memory"): a
