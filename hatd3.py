@@ -19,7 +19,8 @@ from datetime import timedelta
 
 from common.checks import load_states, read_checkpoint
 from common.config import exit_on_interrupt, fail, parse_args
-from common.envs import CORES, check_backend
+from common.envs import CORES, WORKER_TIMEOUT, check_backend
+from common.runs import Writer, continued_run_dir, write_checkpoint
 
 ALGO = "hatd3"
 

@@ -274,7 +274,7 @@ def start(run: Run, settings: Settings) -> subprocess.Popen | None:
             shutil.copyfile(csv, run.path / CARRIED)
     elif "--resume" in cmd:
         print(f"resume {run.name} from {Path(cmd[-1]).relative_to(run.path)}", flush=True)
-        export(run, settings)  # what the earlier segments logged, in case this one never ends
+        try_export(run, settings)  # what the earlier segments logged, in case this one never ends
     else:
         print(f"start {run.name}", flush=True)
     with open(run.path / LOG, "a") as log:
@@ -457,6 +457,18 @@ def export(run: Run, settings: Settings) -> int | None:
         os.replace(kept.with_suffix(".tmp"), kept)  # a reader never sees half a checkpoint
         kept.with_suffix(".json").write_text(json.dumps({"flags": list(run.flags)}) + "\n")
     return rows
+
+
+def try_export(run: Run, settings: Settings) -> bool:
+    """export(), where a write that fails (a full disk) is one warning line, not the sweep's end:
+    the runs go on, and the same command, or --export-only, writes the results later."""
+    try:
+        export(run, settings)
+        return True
+    except OSError as err:
+        print(f"warning: could not write the results of {run.name} ({err}); the sweep goes on, and the same "
+              f"command or --export-only writes them later", flush=True)
+        return False
 
 
 # ---- locally: a pool of runs ----

@@ -168,11 +168,20 @@ def read_checkpoint(path: str, algo: str | None, env_id: str | None, what: str =
 
 
 def load_states(path: str, pairs, what: str = "--resume") -> None:
-    """`module.load_state_dict(state)` for each (module, state); a checkpoint of other shapes
+    """`module.load_state_dict(state)` for each (module, state; an optimizer keeps the learning
+    rate it was made with, so that a resumed run can change it); a checkpoint of other shapes
     (another --hidden-sizes, say) stops with one line and exit 2."""
+    import torch
+
     try:
         for module, state in pairs:
+            if not isinstance(module, torch.optim.Optimizer):
+                module.load_state_dict(state)
+                continue
+            rates = [group["lr"] for group in module.param_groups]  # the run's --learning-rate, not the checkpoint's
             module.load_state_dict(state)
+            for group, lr in zip(module.param_groups, rates):
+                group["lr"] = lr
     except (RuntimeError, ValueError, KeyError) as err:
         detail = " ".join(line.strip() for line in str(err).splitlines())[:300] or type(err).__name__
         fail(f"{what} {path} does not fit this run's networks (saved with other --hidden-sizes or "

@@ -1,6 +1,7 @@
 """Helpers shared by the tests: run a script as a user would, read what it logged."""
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -87,16 +88,20 @@ def gone(workers: list[psutil.Process], timeout: float = 10) -> bool:
 
 @pytest.fixture(scope="session")
 def checkpoint_of(tmp_path_factory):
-    """script -> the checkpoint of its TINY run on its default env (--save-model), made once."""
+    """script -> the checkpoint of its TINY run on its default env (saved at the end by default),
+    made once; each call gives a fresh copy outside any run directory, so that a run resumed
+    from it starts a run directory of its own and leaves the original alone."""
     made = {}
 
     def _of(script: str) -> Path:
         if script not in made:
             cwd = tmp_path_factory.mktemp(script.replace(".py", ""))
-            result = run_script(script, *tiny(script), "--save-model", cwd=cwd)
+            result = run_script(script, *tiny(script), cwd=cwd)
             assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
             (made[script],) = run_dir(cwd).glob("*.cleanrl_model")
-        return made[script]
+        copy = tmp_path_factory.mktemp("checkpoint") / made[script].name
+        shutil.copyfile(made[script], copy)
+        return copy
     return _of
 
 

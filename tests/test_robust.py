@@ -1,16 +1,21 @@
-"""What a run survives and what it refuses: killed env workers, out-of-range flags, files that are
-not checkpoints, --cuda without a GPU."""
+"""What a run survives and what it refuses: killed and hung env workers, a disk that cannot take a
+checkpoint or TensorBoard's events, out-of-range flags, files that are not checkpoints, --cuda
+without a GPU, --track without wandb."""
 
 import dataclasses
+import errno
 import importlib
+import importlib.util
 import math
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
 import time
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import psutil
@@ -91,8 +96,16 @@ def test_a_file_that_is_not_a_checkpoint_is_one_line(make, message, tmp_path):
 
 @pytest.mark.parametrize("script", ["happo.py", "hatd3.py"])  # the two ways the scripts load states
 def test_a_checkpoint_of_other_shapes_is_one_line(script, checkpoint_of, tmp_path):
+    """Flags that change the networks' shapes are refused before anything loads; a checkpoint
+    whose weights do not fit its own flags (edited, or from other code) stops as it loads."""
     result = run_script(script, *tiny(script), "--hidden-sizes", "16", "--resume", str(checkpoint_of(script)),
                         cwd=tmp_path)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+    assert result.stderr.startswith("error: --hidden-sizes 16 differs from the checkpoint's 128 128 "), result.stderr
+    state = torch.load(checkpoint_of(script), weights_only=True)
+    state["args"]["hidden_sizes"] = (16,)
+    torch.save(state, tmp_path / "edited.cleanrl_model")
+    result = run_script(script, *tiny(script), "--resume", "edited.cleanrl_model", cwd=tmp_path)
     assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
     assert "does not fit this run's networks" in result.stderr and "size mismatch" in result.stderr, result.stderr
 
@@ -139,9 +152,6 @@ def test_an_engine_that_raises_is_restarted_and_failures_in_a_row_end_it(capsys)
         ("7", "1"), ("8", "1"), ("8", "2")]
 
 
-WARNING = re.compile(r"warning: env worker (\d) exited with status -9 \(SIGKILL\) at step (\d+); restarting it")
-
-
 def start(tmp_path, *args):
     cmd = [sys.executable, "-u", str(REPO / "happo.py"), "--num-envs", "2", "--num-workers", "2",
            "--torch-threads", "1", "--log-interval", "1", *args]
@@ -149,15 +159,16 @@ def start(tmp_path, *args):
                             start_new_session=True)
 
 
-def kill_one_worker(proc, seen: dict) -> None:
-    """SIGKILL one of the run's own workers not killed before (waits for a new one to exist);
-    `seen`: every worker of the run seen so far -> whether it was killed."""
+def kill_one_worker(proc, seen: dict, signum=signal.SIGKILL) -> None:
+    """Send `signum` (SIGKILL; SIGSTOP: a hung worker) to one of the run's own workers not
+    signalled before (waits for a new one to exist); `seen`: every worker of the run seen so far
+    -> whether it was signalled."""
     deadline = time.time() + 60
     while not (fresh := [p for p in workers_of(proc) if not seen.setdefault(p, False)]) and time.time() < deadline:
         time.sleep(0.01)
     assert fresh, "no worker to kill"
     seen[fresh[0]] = True
-    fresh[0].send_signal(signal.SIGKILL)
+    fresh[0].send_signal(signum)
 
 
 def read_until(proc, pattern: str, lines: list) -> re.Match:
@@ -181,21 +192,31 @@ KILLED_RUNS = {
 }
 
 
+# what the run says of a worker killed, and of one stopped (hung) until --worker-timeout 10 s ends it
+FAILED = {
+    signal.SIGKILL: re.compile(r"warning: env worker (\d) exited with status -9 \(SIGKILL\) at step (\d+); restarting it"),
+    signal.SIGSTOP: re.compile(r"warning: env worker (\d) did not answer within 10 s \(--worker-timeout\) and was "
+                               r"killed at step (\d+); restarting it"),
+}
+
+
+@pytest.mark.parametrize("signum", FAILED, ids=["killed", "hung"])
 @pytest.mark.parametrize("kind", KILLED_RUNS)
-def test_a_killed_worker_is_restarted_and_the_run_finishes(kind, tmp_path):
+def test_a_killed_or_hung_worker_is_restarted_and_the_run_finishes(kind, signum, tmp_path):
     if kind == "football":
         pytest.importorskip("gfootball", reason="Google Research Football is installed by `bash setup.sh`")
     args, after, steps = KILLED_RUNS[kind]
-    proc, lines, seen = start(tmp_path, *args), [], {}
+    proc, lines, seen = start(tmp_path, *args, "--worker-timeout", "10"), [], {}
     try:
         read_until(proc, after, lines)
-        kill_one_worker(proc, seen)
+        kill_one_worker(proc, seen, signum)
         out = "".join(lines) + proc.communicate(timeout=120)[0]
     finally:
         proc.kill()
     assert proc.returncode == 0, out[-3000:]
-    assert len(WARNING.findall(out)) == 1, out[-3000:]
+    assert len(FAILED[signum].findall(out)) == 1 and out.count("warning:") == 1, out[-3000:]
     assert f"iter {len(steps)}/{len(steps)} step {steps[-1]} " in out, out[-3000:]
+    assert gone(list(seen))  # the hung worker too: killed, not left behind
     scalars = read_scalars(run_dir(tmp_path))
     for tag in ("losses/value_loss", "losses/policy_loss"):
         assert [step for step, _ in scalars[tag]] == steps, tag  # one update per rollout, none lost or doubled
@@ -212,16 +233,16 @@ def test_three_failures_in_a_row_stop_the_run_with_a_checkpoint_and_no_process(t
         for failure in range(3):
             kill_one_worker(proc, seen)
             if failure < 2:
-                read_until(proc, WARNING.pattern, lines)
+                read_until(proc, FAILED[signal.SIGKILL].pattern, lines)
         out = "".join(lines) + proc.communicate(timeout=60)[0]
     finally:
         proc.kill()
     assert proc.returncode == 1, out[-3000:]
-    assert len(WARNING.findall(out)) == 2, out[-3000:]
+    assert len(FAILED[signal.SIGKILL].findall(out)) == 2, out[-3000:]
     error = out.strip().splitlines()[-1]
     assert re.fullmatch(r"error: env worker \d exited with status -9 \(SIGKILL\) at step 1000, the last of 3 "
-                        r"failures in a row with no training between them; checkpoint of the last update saved "
-                        r"to runs/.*\.cleanrl_model", error), error
+                        r"failures in a row with no training between them; checkpoint saved to runs/.*\.cleanrl_model "
+                        r"\(of the last update\)", error), error
     (ckpt,) = run_dir(tmp_path).glob("*.cleanrl_model")
     assert torch.load(ckpt, weights_only=True)["global_step"] == 1000  # the first update's
     assert sum(seen.values()) == 3 and gone(list(seen))
@@ -234,3 +255,86 @@ def in_session(process, sid: int) -> bool:
         return os.getsid(process.pid) == sid
     except OSError:
         return False
+
+
+# ---- a disk that cannot take what the run writes ----
+
+def resumable_run_dir(tmp_path, checkpoint_of, script: str = "happo.py") -> Path:
+    """runs/X/ holding a copy of the script's TINY checkpoint (step 100): a run resumed from it
+    goes on writing there, so a test can prepare the files it will write."""
+    directory = tmp_path / "runs" / "mpe_spread__happo__1__1"
+    directory.mkdir(parents=True)
+    shutil.copyfile(checkpoint_of(script), directory / "happo.cleanrl_model")
+    return directory
+
+
+def test_a_full_disk_costs_one_checkpoint_and_the_next_interval_writes_it(tmp_path, checkpoint_of):
+    """The checkpoint's temporary file is /dev/full, which refuses every write with ENOSPC, as a
+    full disk does: the first periodic checkpoint fails with one warning line (torch's own words
+    and the free space), training goes on, and the next interval writes it."""
+    directory = resumable_run_dir(tmp_path, checkpoint_of)
+    (directory / "happo.cleanrl_model.tmp").symlink_to("/dev/full")
+    result = run_script("happo.py", "--resume", str(directory / "happo.cleanrl_model"), "--total-timesteps", "200",
+                        "--checkpoint-interval", "1", cwd=tmp_path)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    (warning,) = [line for line in result.stderr.splitlines() if line.strip()]
+    assert re.fullmatch(r"warning: could not write the checkpoint \S*runs/\S+/happo.cleanrl_model \(.*unexpected pos.*; "
+                        r"[\d.]+ \w+ free there\); the previous one there is kept; training goes on", warning), warning
+    assert "iter 4/4 step 200" in result.stdout and "checkpoint saved to" in result.stdout
+    assert torch.load(directory / "happo.cleanrl_model", weights_only=True)["global_step"] == 200
+    assert sorted(p.name for p in directory.iterdir() if "cleanrl_model" in p.name) == ["happo.cleanrl_model"]
+
+
+def test_a_final_checkpoint_that_cannot_be_written_ends_the_run_with_one_line(tmp_path, checkpoint_of):
+    """Every write fails (the temporary file's path is taken by a directory): each periodic
+    checkpoint warns, training reaches its budget, and the final one ends the run with one
+    error line and status 1; the previous checkpoint is whole."""
+    directory = resumable_run_dir(tmp_path, checkpoint_of)
+    (directory / "happo.cleanrl_model.tmp").mkdir()
+    result = run_script("happo.py", "--resume", str(directory / "happo.cleanrl_model"), "--total-timesteps", "200",
+                        "--checkpoint-interval", "1", cwd=tmp_path)
+    assert result.returncode == 1, result.stdout[-2000:] + result.stderr[-3000:]
+    assert "iter 4/4 step 200" in result.stdout
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 3 and all(line.startswith("warning: could not write the checkpoint") for line in lines[:2])
+    assert re.fullmatch(r"error: could not write the checkpoint \S*runs/\S+/happo.cleanrl_model \(.*Is a directory.*\); "
+                        r"the previous one there is kept", lines[2]), lines[2]
+    assert torch.load(directory / "happo.cleanrl_model", weights_only=True)["global_step"] == 100
+
+
+def test_tensorboard_writes_that_fail_cost_their_scalars_and_logging_comes_back(tmp_path, capsys, monkeypatch):
+    """TensorBoard's writer thread meets ENOSPC: one warning line, nothing raised; after `retry`
+    seconds a new writer in the same directory logs again."""
+    from tensorboard.summary.writer.record_writer import RecordWriter
+
+    from common.runs import Writer
+
+    def full(self, data):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(RecordWriter, "write", full)
+    writer = Writer(str(tmp_path / "run"), retry=0.5)
+    for step in range(1, 6):
+        writer.add_scalar("charts/x", step, step)
+        time.sleep(0.05)
+    monkeypatch.undo()
+    time.sleep(0.6)
+    for step in range(6, 9):
+        writer.add_scalar("charts/x", step, step)
+    writer.close()
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and re.match(r"warning: TensorBoard logging to \S+ failed \(No space left on device; "
+                                              r"[\d.]+ \w+ free there\); training goes on", err), err
+    assert [step for step, _ in read_scalars(tmp_path / "run")["charts/x"]] == [6, 7, 8]
+
+
+def test_track_without_wandb_is_one_line_before_torch_loads(tmp_path):
+    if importlib.util.find_spec("wandb") is not None:
+        pytest.skip("wandb is installed here")
+    result = subprocess.run([sys.executable, "-X", "importtime", str(REPO / "happo.py"), "--track"], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=60)
+    imported = [line.split("|")[-1].strip() for line in result.stderr.splitlines() if line.startswith("import time:")]
+    err = "".join(line + "\n" for line in result.stderr.splitlines() if not line.startswith("import time:"))
+    assert result.returncode == 2 and err == ("error: --track logs to Weights and Biases, which is not installed; "
+                                              "install it with `pip install wandb`\n"), err
+    assert "tyro" in imported and "torch" not in imported

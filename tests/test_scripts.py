@@ -208,7 +208,7 @@ CHECKPOINT_KEYS["hatd3.py"] = {"actors", "target_actors", "critics", "target_cri
 
 @pytest.mark.parametrize("script", SCRIPTS)
 def test_save_resume_and_wrong_env(script, tiny_run, checkpoint_of, tmp_path):
-    ckpt = checkpoint_of(script)  # a TINY run's, with --save-model
+    ckpt = checkpoint_of(script)  # a TINY run's, saved at its end
     state = torch.load(ckpt, weights_only=True)
     assert state["global_step"] == 100 and state["env"] == mpe_id(script, "mpe_spread")
     assert CHECKPOINT_KEYS[script] <= set(state)
@@ -225,25 +225,47 @@ def test_save_resume_and_wrong_env(script, tiny_run, checkpoint_of, tmp_path):
 
 
 @pytest.mark.parametrize("script", SCRIPTS)
-def test_stop_at_ends_early_on_the_whole_runs_schedule_and_resumes(script, tiny_run, tmp_path):
-    """--stop-at 60 of 200 steps (TINY batch: 50): iterations 1-2 of 4, a checkpoint, then --resume
-    runs 3-4; with --anneal-lr the learning rates are those of one uninterrupted 4-iteration run."""
+def test_stop_at_ends_early_on_the_whole_runs_schedule_and_resume_continues_the_run(script, tiny_run, tmp_path):
+    """--stop-at 60 of 200 steps (TINY batch: 50): iterations 1-2 of 4 and a checkpoint; then
+    `--resume` with no other flag runs 3-4 with the run's own flags, in its own run directory, so
+    that TensorBoard shows one curve; with --anneal-lr the learning rates are those of one
+    uninterrupted 4-iteration run."""
     anneal = ["--anneal-lr"] if script in ON_POLICY else []
-    (tmp_path / "first").mkdir()
-    first = tiny_run(script, "--total-timesteps", "200", "--stop-at", "60", *anneal, cwd=tmp_path / "first")
+    first = tiny_run(script, "--total-timesteps", "200", "--stop-at", "60", *anneal)
     assert "iter 2/4 step 100" in first.stdout and "iter 3/" not in first.stdout
     assert "stopped at step 100 (--stop-at 60)" in first.stdout
-    (ckpt,) = run_dir(tmp_path / "first").glob("*.cleanrl_model")
+    (ckpt,) = run_dir(tmp_path).glob("*.cleanrl_model")
     state = torch.load(ckpt, weights_only=True)
     assert (state["iteration"], state["global_step"]) == (2, 100)
-    (tmp_path / "second").mkdir()
-    second = tiny_run(script, "--total-timesteps", "200", *anneal, "--resume", str(ckpt), cwd=tmp_path / "second")
+    second = run_script(script, "--resume", str(ckpt.relative_to(tmp_path)), cwd=tmp_path)
+    assert second.returncode == 0, second.stdout[-2000:] + second.stderr[-3000:]
     assert "iter 4/4 step 200" in second.stdout and "stopped at" not in second.stdout
+    assert "resume: --" not in second.stdout  # nothing differs from the checkpoint's flags
+    scalars = read_scalars(run_dir(tmp_path))  # the only run directory: both processes' event files
+    assert len(list(run_dir(tmp_path).glob("events*"))) == 2
+    assert [step for step, _ in scalars["charts/SPS"]] == [50, 100, 150, 200]
     if anneal:
-        rates = [value for part in ("first", "second") for _, value in
-                 read_scalars(next(run_dir(tmp_path / part).glob("events*")))["charts/learning_rate"]]
         lr = PRESETS[script.removesuffix(".py")]["mpe_spread"].get("learning_rate", 5e-4)
-        assert rates == pytest.approx([lr, 0.75 * lr, 0.5 * lr, 0.25 * lr])
+        assert [value for _, value in scalars["charts/learning_rate"]] == pytest.approx(
+            [lr, 0.75 * lr, 0.5 * lr, 0.25 * lr])
+
+
+def test_resume_applies_and_reports_a_changed_flag_and_refuses_a_changed_env(checkpoint_of, tmp_path):
+    """The checkpoint's flags are the defaults of a resumed run: one the command line changes is
+    applied and named in one line; the env cannot change (nor the network shapes: test_robust.py)."""
+    ckpt = checkpoint_of("happo.py")
+    result = run_script("happo.py", "--resume", str(ckpt), "--total-timesteps", "200", "--learning-rate", "0.001",
+                        cwd=tmp_path)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    changed = [line for line in result.stdout.splitlines() if line.startswith("resume: ")]
+    assert changed == ["resume: --total-timesteps 200 (the checkpoint's: 100)",
+                       "resume: --learning-rate 0.001 (the checkpoint's: 0.0005)"]
+    assert "iter 4/4 step 200" in result.stdout  # the TINY run's 2 envs x 25 steps, from the checkpoint
+    rates = read_scalars(run_dir(tmp_path))["charts/learning_rate"]
+    assert [(step, value) for step, value in rates] == [(150, pytest.approx(0.001)), (200, pytest.approx(0.001))]
+    refused = run_script("happo.py", "--resume", str(ckpt), "--env", "mpe_reference", cwd=tmp_path)
+    assert refused.returncode == 2 and refused.stderr.count("\n") == 1, refused.stderr
+    assert "is a happo checkpoint for mpe_spread, not happo for mpe_reference" in refused.stderr, refused.stderr
 
 
 # A diverged critic, resumed: NaN advantages (on-policy: the resumed run's first update); NaN

@@ -2,6 +2,7 @@
 against the TensorBoard scalars it comes from, Ctrl-C and resume of a local sweep, and a SLURM
 job array (with the time limit's SIGTERM) on a one-node cluster that the tests start."""
 
+import errno
 import fcntl
 import json
 import math
@@ -48,8 +49,10 @@ def csv_of(tmp_path, seed=1) -> dict[str, np.ndarray]:
 
 
 def segments(directory: Path) -> list[dict]:
-    """The TensorBoard scalars of each runs/* directory of a run, oldest first."""
-    return [read_scalars(d) for d in sorted(directory.glob("runs/*"), key=lambda d: int(d.name.split("__")[-1]))]
+    """The TensorBoard scalars of each process that logged to a run, oldest first: one event file
+    each (a resumed run goes on in its run directory)."""
+    files = sorted(directory.glob(f"runs/*/{sweep.EVENTS}"), key=lambda f: int(f.name.split(".")[3]))
+    return [read_scalars(f) for f in files]
 
 
 def settings(tmp_path, cpus=1) -> Settings:
@@ -243,6 +246,21 @@ def test_a_carried_csv_and_this_machine_share_the_bin_it_resumed_in(tmp_path):
     assert before == [(100, -70.0, -75.0, 20.0, 500.0)] and offset == 30.0
     assert sweep.bin_rows(merged, TRAIN, EVAL, bin_size=100) == [(200, -50.0, -55.0, 50.0, 710.0),
                                                                   (300, -40.0, -30.0, 101.0, 730.0)]
+
+
+def test_results_that_cannot_be_written_are_one_warning_and_the_run_is_not_done(tmp_path, capsys, monkeypatch):
+    run = Run("happo.py", "mpe_spread", 1, (), str(tmp_path / "run"))
+    run.path.mkdir()
+
+    def full(*args):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(sweep, "export", full)
+    sweep.finish(run, 0, settings(tmp_path))
+    assert capsys.readouterr().out == ("warning: could not write the results of mpe_spread__happo__1 ([Errno 28] No "
+                                       "space left on device); the sweep goes on, and the same command or "
+                                       "--export-only writes them later\n")
+    assert not (run.path / sweep.DONE).exists()  # `done` means the CSV is there
 
 
 # ---- a local sweep: Ctrl-C, then the same command ----
