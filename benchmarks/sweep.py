@@ -289,8 +289,7 @@ def start(run: Run, settings: Settings) -> subprocess.Popen | None:
 def finish(run: Run, returncode: int, settings: Settings) -> None:
     """After a run's process ends: export its curve, then mark it complete (to `--until` steps,
     if given) if it exited 0, in that order, so that `done` means the CSV is there too."""
-    export(run, settings)
-    if returncode == 0:
+    if try_export(run, settings) and returncode == 0:
         (run.path / DONE).write_text(json.dumps({"at": time.strftime("%Y-%m-%d %H:%M:%S"), "until": settings.until}) + "\n")
 
 

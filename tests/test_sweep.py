@@ -249,7 +249,7 @@ def test_a_carried_csv_and_this_machine_share_the_bin_it_resumed_in(tmp_path):
 
 
 def test_results_that_cannot_be_written_are_one_warning_and_the_run_is_not_done(tmp_path, capsys, monkeypatch):
-    run = Run("happo.py", "mpe_spread", 1, (), str(tmp_path / "run"))
+    run = Run("happo.py", "mpe_spread", 1, (), str(tmp_path / "mpe_spread__happo__1"))
     run.path.mkdir()
 
     def full(*args):
