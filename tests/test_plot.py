@@ -103,6 +103,24 @@ def test_football_table_at_1m_2m_3m_beside_the_published_curve(tmp_path):
     assert (tmp_path / "figures" / "football_eval.png").exists()
 
 
+def test_counterattack_hard_has_a_table_of_its_own_at_2m_to_8m(tmp_path):
+    """Beside a grf_ca_easy run, a grf_ca_hard run to 4.5M steps (evaluations every 500k): its
+    table has the columns 2M to 8M, blank where the run has not got yet."""
+    steps = np.arange(1, 46) * 100_000
+    write_run(tmp_path / "results" / "grf_ca_easy" / "happo" / "seed1.csv", steps[:30], steps[:30] / 1e7,
+              np.full(30, np.nan))
+    write_run(tmp_path / "results" / "grf_ca_hard" / "happo_rga" / "seed1.csv", steps, steps / 1e8,
+              np.where(steps % 500_000 == 0, steps / 1e7, np.nan))
+    football = tmp_path / "f.md"
+    run_plot(tmp_path, tmp_path / "figures", tmp_path / "t.md", tmp_path / "l.md", tmp_path / "c.md", football)
+    easy, hard = (cells(football)[:3], cells(football)[3:])
+    assert easy[0][2] == "1M: train" and easy[2][:2] == ["grf_ca_easy", "HAPPO (1 seed)"]
+    assert hard[0][2:] == [f"{m}M: {what}" for m in (2, 4, 6, 8) for what in ("train", "eval", "published")]
+    # training: the mean of the bins in the last 10% of the steps, (1.8M, 2M] and (3.6M, 4M]
+    assert hard[2] == ["grf_ca_hard", "HAPPO-RGA (1 seed)", "0.019", "0.200", "", "0.038", "0.400", "",
+                       *[""] * 6]
+
+
 def test_digitize_reads_back_curves_drawn_in_the_authors_colours():
     """A white canvas with a panel laid out as in the authors' football figure: a two-pixel HAPPO
     line in their dark blue rising linearly to 0.8, a MAPPO line in their green at 0.5, and a
