@@ -108,7 +108,7 @@ def test_counterattack_hard_has_a_table_of_its_own_at_2m_to_8m(tmp_path):
     table has the columns 2M to 8M, blank where the run has not got yet."""
     steps = np.arange(1, 46) * 100_000
     write_run(tmp_path / "results" / "grf_ca_easy" / "happo" / "seed1.csv", steps[:30], steps[:30] / 1e7,
-              np.full(30, np.nan))
+              steps[:30] / 1e7)
     write_run(tmp_path / "results" / "grf_ca_hard" / "happo_rga" / "seed1.csv", steps, steps / 1e8,
               np.where(steps % 500_000 == 0, steps / 1e7, np.nan))
     football = tmp_path / "f.md"
