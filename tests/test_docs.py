@@ -6,6 +6,8 @@ file, and to a heading where it names one."""
 import functools
 import re
 import shlex
+import subprocess
+import sys
 
 import pytest
 
@@ -136,3 +138,29 @@ def test_readme_keeps_the_ci_test_command():
     command = "bash setup.sh && .venv/bin/python -m pytest -q tests"
     assert command in (REPO / "README.md").read_text()
     assert command in (REPO / ".ci" / "run").read_text()
+
+
+# ---- tables generated from the CSVs (benchmarks/tables.py) ----
+
+TABLES = str(REPO / "benchmarks" / "tables.py")
+
+
+def check_tables(*pages) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, TABLES, "--check", *map(str, pages)], capture_output=True, text=True,
+                          timeout=300)
+
+
+def test_every_generated_table_is_what_the_csvs_give():
+    result = check_tables()
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_a_table_edited_by_hand_fails_the_check(tmp_path):
+    """docs/football.md with one figure of its generated table changed, as a hand would."""
+    page = tmp_path / "football.md"
+    text = (REPO / "docs" / "football.md").read_text()
+    start = text.index("<!-- table: football grf_ca_easy -->")
+    page.write_text(text[:start] + re.sub(r"\| (\d)\.(\d)", r"| 9.\2", text[start:], count=1))
+    result = check_tables(page)
+    assert result.returncode == 1 and f"{page}: the table 'football grf_ca_easy' differs from what results/ gives" \
+        in result.stdout, result.stdout + result.stderr

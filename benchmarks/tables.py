@@ -1,0 +1,92 @@
+"""The results tables of README.md and docs/*.md, generated from the CSVs in `results/` into the
+pages that show them, so that a page's table is always what the CSVs give.
+
+A page asks for a table with a pair of markers; what lies between them is generated:
+
+    <!-- table: football grf_ca_easy -->
+    ...
+    <!-- end table -->
+
+    python benchmarks/tables.py           # rewrite every table between markers
+    python benchmarks/tables.py --check   # exit 1, naming each page and table that differs
+
+The tables (`benchmarks/plot.py` makes them; plot.py also writes them whole to results/*.md):
+- `final ENV...`: the final values of every algorithm on those envs beside the published ones;
+- `like_for_like ENV...`: ours beside the authors' code on our simulator at 1M, 2M, 5M, 1e7;
+- `improvement ENV...`: the papers' claims X > Y;
+- `football ENV`: a football env at its checkpoints beside the published curve.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from pathlib import Path
+
+import plot
+
+REPO = Path(__file__).resolve().parents[1]
+PAGES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+BLOCK = re.compile(r"(<!-- table: (?P<spec>[^>]*?) -->\n)(?P<body>.*?)(<!-- end table -->)", re.S)
+
+
+def render(spec: str, results: Path) -> str:
+    """The markdown of one table, from its marker's words (`football grf_ca_easy`, say)."""
+    kind, *envs = spec.split()
+    runs = plot.load(results, envs)
+    authors = [results / "authors_on_batched"]
+    published = results / "published"
+    makers = {
+        "final": lambda: plot.table(runs, authors, envs),
+        "like_for_like": lambda: plot.like_for_like(runs, authors, envs),
+        "improvement": lambda: plot.improvement(runs, authors, envs),
+        "football": lambda: plot.football_table(runs, published, envs),
+    }
+    if kind not in makers or not envs:
+        raise ValueError(f"unknown table {spec!r}: give one of {', '.join(makers)} and the env ids")
+    return makers[kind]()
+
+
+def regenerate(text: str, results: Path) -> str:
+    """The page with every table between markers generated anew."""
+    return BLOCK.sub(lambda m: m.group(1) + render(m.group("spec"), results) + m.group(4), text)
+
+
+def stale(pages, results: Path) -> list[str]:
+    """One line per table whose page differs from what the CSVs give."""
+    lines = []
+    for page in pages:
+        text = page.read_text()
+        for old, new in zip(BLOCK.finditer(text), BLOCK.finditer(regenerate(text, results))):
+            if old.group("body") != new.group("body"):
+                lines.append(f"{page.relative_to(REPO) if page.is_relative_to(REPO) else page}: the table "
+                             f"'{old.group('spec')}' differs from what results/ gives")
+    return lines
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="change nothing; exit 1 if a page's table differs")
+    parser.add_argument("--results", type=Path, default=REPO / "results")
+    parser.add_argument("pages", nargs="*", type=Path, help="the pages (default: README.md and docs/*.md)")
+    opts = parser.parse_args(argv)
+    pages = [p.resolve() for p in opts.pages] or PAGES
+    if opts.check:
+        lines = stale(pages, opts.results)
+        for line in lines:
+            print(line)
+        if lines:
+            print("regenerate them with `python benchmarks/tables.py` (a table is never edited by hand)")
+        return 1 if lines else 0
+    for page in pages:
+        text = page.read_text()
+        new = regenerate(text, opts.results)
+        if new != text:
+            page.write_text(new)
+            print(f"wrote {page}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
