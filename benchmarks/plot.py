@@ -331,6 +331,8 @@ def football_table(runs, published: Path, envs: list[str]) -> str:
         "at the checkpoint.\n")
 
 
+# Fewer seeds than this on either side of a claim: no probability of improvement, each seed's value.
+MIN_SEEDS = 3
 # The papers' comparative claims, as (X, Y): X ends above Y (HAPPO-RGA level with or slightly
 # above HAPPO; HAPPO above MAPPO and HATRPO, as on continuous spread's published curves).
 CLAIMS = [("happo_rga", "happo"), ("happo", "mappo"), ("happo", "hatrpo")]
@@ -341,7 +343,8 @@ def improvement(runs, authors: list[Path], envs: list[str]) -> str:
     both reached (of those that reached the paper's length, as in `table`), and ours > the
     authors' code on our simulator, per algorithm, at our steps (their seeds that got there):
     the difference of the means of the final evaluations and the probability of improvement
-    P(X > Y), with intervals, beside the published difference where the paper gives both."""
+    P(X > Y), with intervals (with fewer than MIN_SEEDS seeds a side, each seed's value instead),
+    beside the published difference where the paper gives both."""
     lines = ["| env | claim | at steps | seeds | X − Y: mean | P(X > Y) | published X − Y |",
              "|---|---|---:|---:|---:|---:|---:|"]
     for env in envs:
@@ -360,15 +363,22 @@ def improvement(runs, authors: list[Path], envs: list[str]) -> str:
                              min(c["step"][-1] for c in full[algo].values()), ""))
         for claim, x_seeds, y_seeds, at, gap in rows:
             xs, ys = ([final(c, "eval", at) for c in seeds.values() if c["step"][-1] >= at] for seeds in (x_seeds, y_seeds))
-            if valid(xs) and valid(ys):
-                lines.append(f"| {env} | {claim} | {int(at):,} | {len(valid(xs))} / {len(valid(ys))} | "
-                             f"{with_interval(stats.mean_difference, digits, xs, ys, sign='+')} | "
-                             f"{with_interval(stats.improvement, 2, xs, ys)} | {gap} |")
+            xs, ys = valid(xs), valid(ys)
+            if not (xs and ys):
+                continue
+            if min(len(xs), len(ys)) >= MIN_SEEDS:
+                gain, p = (with_interval(stats.mean_difference, digits, xs, ys, sign="+"),
+                           with_interval(stats.improvement, 2, xs, ys))
+            else:  # too few seeds for a probability: each seed's value instead
+                each = "; ".join(f"{'XY'[k]}: {', '.join(f'{v:.{digits}f}' for v in group)}" for k, group in enumerate((xs, ys)))
+                gain, p = f"{np.mean(xs) - np.mean(ys):+.{digits}f} ({each})", f"n/a (< {MIN_SEEDS} seeds a side)"
+            lines.append(f"| {env} | {claim} | {int(at):,} | {len(xs)} / {len(ys)} | {gain} | {p} | {gap} |")
     return "\n".join(lines) + (
         f"\n\nFinal evaluations as in `table.md`. {stats.LEGEND}; each group's seeds resampled on their own. "
         "P(X > Y): the probability that a seed of X ends above a seed of Y, over all pairs of their seeds, "
         "ties a half (the probability of improvement of Agarwal et al., NeurIPS 2021): 0.5 is even, 1 every "
-        "seed of X above every seed of Y.\n")
+        f"seed of X above every seed of Y; given with at least {MIN_SEEDS} seeds a side, otherwise each seed's final "
+        "evaluation follows the difference of the means.\n")
 
 
 def main(argv=None) -> None:
