@@ -4,10 +4,11 @@ still learns (a learning floor), and its update still computes the same numbers 
 Golden traces: each script, seed 1, a few iterations on a tiny budget; every scalar it logs
 (losses, returns, evaluations; not the wall-clock SPS) must match tests/golden/{algo}.json to
 GOLDEN_RTOL. A change to a script's mathematics moves them far more than that; float rounding
-(another CPU, thread count or torch build) moves them less. After an intended change, write
-them anew and commit them:
+(another CPU, thread count or torch build) moves them less. After an intended change to an
+update, write them anew (each script's largest relative change per tag is printed) and commit
+them, naming the change in the commit:
 
-    REGENERATE_GOLDEN=1 .venv/bin/python -m pytest -q -m reproduction tests -k golden
+    REGENERATE_GOLDEN=1 .venv/bin/python -m pytest -q -rs -m reproduction tests -k golden
 """
 
 import json
@@ -24,7 +25,7 @@ pytestmark = pytest.mark.reproduction
 
 GOLDEN_DIR = Path(__file__).resolve().parent / "golden"
 REGENERATE = os.environ.get("REGENERATE_GOLDEN") == "1"
-REGENERATE_COMMAND = "REGENERATE_GOLDEN=1 .venv/bin/python -m pytest -q -m reproduction tests -k golden"
+REGENERATE_COMMAND = "REGENERATE_GOLDEN=1 .venv/bin/python -m pytest -q -rs -m reproduction tests -k golden"
 
 # The fastest task of each script, on its preset's (batched) simulator
 TASK = {script: "mpe_spread_continuous" if script == "hatd3.py" else "mpe_spread" for script in SCRIPTS}
@@ -74,6 +75,35 @@ def differences(golden: dict, new: dict) -> list[str]:
     return lines
 
 
+def changes(golden: dict, new: dict) -> list[str]:
+    """What regenerating a trace changes: per tag that moved, the largest relative change of its
+    values (|new - golden| / max(|golden|, GOLDEN_ATOL)), largest first; tags added, dropped or
+    logged at other steps, named; how many did not move."""
+    moved, other = [], []
+    for tag in sorted(set(golden) | set(new)):
+        if tag not in golden or tag not in new:
+            other.append(f"{tag}: {'added' if tag not in golden else 'dropped'}")
+        elif [step for step, _ in golden[tag]] != [step for step, _ in new[tag]]:
+            other.append(f"{tag}: logged at other steps")
+        else:
+            pairs = [(g, v) for (_, g), (_, v) in zip(golden[tag], new[tag]) if not (math.isnan(g) and math.isnan(v))]
+            largest = max((abs(v - g) / max(abs(g), GOLDEN_ATOL) if math.isfinite(v - g) else math.inf
+                           for g, v in pairs), default=0.0)
+            moved.append((largest, f"{tag}: {largest:.1e}"))
+    same = sum(largest == 0 for largest, _ in moved)
+    return [line for largest, line in sorted(moved, reverse=True) if largest > 0] + other + (
+        [f"({same} tag{'s' if same > 1 else ''} unchanged)"] if same else [])
+
+
+def test_changes_rank_tags_by_their_largest_relative_change():
+    golden = {"losses/value_loss": [[200, 0.8], [400, 0.5]], "losses/entropy": [[400, 1.0]], "eval/x": [[400, 1.0]],
+              "losses/clipfrac": [[400, 0.0]]}
+    new = {"losses/value_loss": [[200, 0.8], [400, 0.55]], "losses/entropy": [[400, 1.0 + 1e-6]],
+           "eval/x": [[200, 1.0]], "losses/q_loss": [[400, 2.0]], "losses/clipfrac": [[400, 0.0]]}
+    assert changes(golden, new) == ["losses/value_loss: 1.0e-01", "losses/entropy: 1.0e-06",
+                                    "eval/x: logged at other steps", "losses/q_loss: added", "(1 tag unchanged)"]
+
+
 def test_differences_flag_changes_beyond_rounding_only():
     golden = {"losses/value_loss": [[200, 0.8], [400, 0.5]], "losses/actor_loss": [[400, float("nan")]]}
     rounded = {"losses/value_loss": [[200, 0.8 * (1 + 1e-5)], [400, 0.5]], "losses/actor_loss": [[400, float("nan")]]}
@@ -91,11 +121,14 @@ def test_golden_trace(script, tmp_path):
     path = GOLDEN_DIR / f"{script.removesuffix('.py')}.json"
     new = trace(script, tmp_path)
     if REGENERATE:
+        before = json.loads(path.read_text())["scalars"] if path.exists() else None
         GOLDEN_DIR.mkdir(exist_ok=True)
         tags = ",\n".join(f"  {json.dumps(tag)}: {json.dumps(values)}" for tag, values in new.items())
         path.write_text(f'{{"script": "{script}", "args": {json.dumps(GOLDEN_ARGS[script])},\n'
                         f' "scalars": {{\n{tags}\n }}}}\n')  # one line per tag
-        pytest.skip(f"wrote {path.relative_to(GOLDEN_DIR.parents[1])}")
+        report = "a new trace" if before is None else "largest relative change per tag:\n  " + "\n  ".join(
+            changes(before, new))
+        pytest.skip(f"wrote {path.relative_to(GOLDEN_DIR.parents[1])}; {report}")  # -rs prints it
     how = f"if the change is intended, regenerate the traces with `{REGENERATE_COMMAND}` and commit tests/golden/"
     assert path.exists(), f"no golden trace {path}; {how}"
     golden = json.loads(path.read_text())
