@@ -311,7 +311,7 @@ def football_table(runs, published: Path, envs: list[str]) -> str:
     for env in [e for e in envs if e.startswith("grf")]:
         checkpoints = FOOTBALL_CHECKPOINTS.get(env, DEFAULT_CHECKPOINTS)
         lines, curves = header(checkpoints), load_published(env, published)
-        for algo in [a for a in ALGOS if a in runs[env]]:
+        for algo in [a for a in ALGOS if a in runs.get(env, {})]:
             cells = []
             for at in checkpoints:
                 seeds = [c for c in runs[env][algo].values() if c["step"][-1] >= at]
