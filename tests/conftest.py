@@ -4,13 +4,18 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import numpy as np
 import psutil
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+ON_POLICY = ["happo.py", "happo_rga.py", "mappo.py", "haa2c.py", "hatrpo.py"]
+SCRIPTS = [*ON_POLICY, "hatd3.py"]
 
 # The smallest budget that still runs every part of an on-policy script: rollout, update,
 # evaluation, logging (2 iterations of 2 envs x 25 steps).
@@ -35,6 +40,30 @@ def run_script(script: str, *args: str, cwd, timeout: float = 300, **popen) -> s
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     return subprocess.run([sys.executable, str(REPO / script), *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=timeout, **popen)
+
+
+def start_script(script: str, *args: str, cwd, stderr=subprocess.STDOUT, **popen) -> subprocess.Popen:
+    """`python -u <script> <args>` from `cwd`, running: its output (stderr merged, unless
+    `stderr` says otherwise) readable line by line as it comes."""
+    return subprocess.Popen([sys.executable, "-u", str(REPO / script), *args], cwd=cwd, stdout=subprocess.PIPE,
+                            stderr=stderr, text=True, **popen)
+
+
+def wait_until(condition, timeout: float, what: str, every: float = 0.2):
+    """Poll `condition()` until it gives something true, which is returned; fails after `timeout` s."""
+    deadline = time.time() + timeout
+    while not (value := condition()):
+        assert time.time() < deadline, f"timed out after {timeout:g} s waiting for {what}"
+        time.sleep(every)
+    return value
+
+
+def random_actions(agents, num_envs: int, rng, low: float = -0.5, high: float = 1.5, dtype=np.float32):
+    """A flat action array for `agents` (AgentSpecs): uniform indices for discrete agents; for
+    continuous ones values in [low, high], wider than the action space so that some get clipped."""
+    cols = [rng.integers(0, a.action_dim, (num_envs, 1)) if a.discrete
+            else rng.uniform(low, high, (num_envs, a.action_dim)) for a in agents]
+    return np.concatenate(cols, axis=1).astype(dtype)
 
 
 def run_dir(cwd) -> Path:

@@ -14,6 +14,7 @@ from pettingzoo.utils.env_logger import EnvLogger  # noqa: E402
 
 from common.batched_spread import BatchedSpread  # noqa: E402
 from common.envs import MPE_EPISODE_LENGTH, SerialVecEnv  # noqa: E402
+from conftest import random_actions  # noqa: E402
 
 EnvLogger.suppress_output()  # mpe2 warns on every action it clips
 TOL = 1e-9
@@ -22,13 +23,6 @@ EPISODE = 25
 
 def close(actual, expected):
     assert_allclose(actual, expected, rtol=0, atol=TOL)
-
-
-def random_actions(rng, num_envs, N, continuous, dtype=np.float32):
-    """Discrete: indices 0..4; continuous: values in [-0.3, 1.3], so about 1/4 get clipped."""
-    if continuous:
-        return rng.uniform(-0.3, 1.3, (num_envs, N * 5)).astype(dtype)
-    return rng.integers(0, 5, (num_envs, N)).astype(dtype)
 
 
 class MpeEnvs:
@@ -119,7 +113,7 @@ def test_matches_mpe2(N, continuous, collide):
     for t in range(2 * EPISODE + 5):  # two full episodes, two auto-resets, then some more
         if collide and t % 3 == 0:
             force_collisions(rng, benv, menv)
-        actions = random_actions(rng, num_envs, N, continuous)
+        actions = random_actions(benv.agents, num_envs, rng, -0.3, 1.3)  # about 1/4 clipped
         clipped += int(((actions < 0) | (actions > 1)).sum()) if continuous else 0
         obs, state, rew, term, trunc, info = benv.step(actions)
         m_obs, m_rew, m_term, m_trunc, m_local = menv.step(actions)
@@ -187,7 +181,7 @@ def test_matches_serial_vec_env(env_id, continuous):
     for a, b in zip(benv.reset(seed), serial.reset(seed)):
         assert_array_equal(a, b)
     for _ in range(2 * EPISODE + 1):
-        actions = random_actions(rng, num_envs, benv.N, continuous, np.float64)
+        actions = random_actions(benv.agents, num_envs, rng, dtype=np.float64)
         out, ref = benv.step(actions), serial.step(actions)
         for a, b in zip(out[:5], ref[:5]):
             assert a.dtype == b.dtype

@@ -4,12 +4,7 @@ import numpy as np
 import pytest
 
 from common.envs import GRF_ENVS, MPE_EPISODE_LENGTH, check_backend, make_vec_env
-
-
-def random_actions(envs, rng):
-    cols = [rng.integers(0, a.action_dim, (envs.num_envs, 1)) if a.discrete
-            else rng.uniform(-0.5, 1.5, (envs.num_envs, a.action_dim)) for a in envs.agents]
-    return np.concatenate(cols, axis=1).astype(np.float32)
+from conftest import random_actions
 
 
 @pytest.mark.parametrize("env_id, obs_dims, state_dim, act_cols", [
@@ -26,7 +21,7 @@ def test_shapes(env_id, obs_dims, state_dim, act_cols):
     obs, state = envs.reset(seed=0)
     assert obs.shape == (3, sum(obs_dims)) and obs.dtype == np.float32
     assert state.shape == (3, state_dim)
-    obs, state, reward, term, trunc, info = envs.step(random_actions(envs, np.random.default_rng(0)))
+    obs, state, reward, term, trunc, info = envs.step(random_actions(envs.agents, envs.num_envs, np.random.default_rng(0)))
     assert obs.shape == (3, sum(obs_dims)) and state.shape == (3, state_dim)
     assert reward.shape == term.shape == trunc.shape == (3,)
     assert info["final_obs"].shape == obs.shape and info["final_state"].shape == state.shape
@@ -48,7 +43,7 @@ def test_auto_reset_and_episode_statistics():
     rng, total = np.random.default_rng(0), np.zeros(2)
     for t in range(1, MPE_EPISODE_LENGTH + 1):
         prev_obs = obs
-        obs, state, reward, term, trunc, info = envs.step(random_actions(envs, rng))
+        obs, state, reward, term, trunc, info = envs.step(random_actions(envs.agents, envs.num_envs, rng))
         total += reward
         assert not term.any()
         if t < MPE_EPISODE_LENGTH:
@@ -60,7 +55,7 @@ def test_auto_reset_and_episode_statistics():
     assert not np.array_equal(obs, info["final_obs"])
     np.testing.assert_array_equal(obs[:, 2:4], state[:, 2:4])  # agent 0's position: obs == state
     assert np.abs(info["final_obs"] - prev_obs).max() > 0
-    obs, _, _, _, trunc, _ = envs.step(random_actions(envs, rng))
+    obs, _, _, _, trunc, _ = envs.step(random_actions(envs.agents, envs.num_envs, rng))
     assert not trunc.any()
 
 
@@ -72,7 +67,7 @@ def test_worker_processes_equal_serial(env_id):
         rng = np.random.default_rng(1)
         for _ in range(2 * MPE_EPISODE_LENGTH + 3):
             np.testing.assert_array_equal(a[0], b[0])
-            actions = random_actions(serial, rng)
+            actions = random_actions(serial.agents, serial.num_envs, rng)
             a, b = serial.step(actions), workers.step(actions)
             for x, y in zip(a[:5], b[:5]):
                 np.testing.assert_array_equal(x, y)

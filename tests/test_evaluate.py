@@ -3,7 +3,6 @@ policy, how its football episodes end, and one episode recorded as an MP4."""
 
 import re
 import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -11,15 +10,11 @@ import torch
 
 import happo
 from benchmarks.evaluate import EpisodeLengths
-from conftest import GRF_TINY, REPO, run_dir, run_script, video_frames
-from test_scripts import SCRIPTS
-
-EVALUATE = str(REPO / "benchmarks" / "evaluate.py")
+from conftest import GRF_TINY, SCRIPTS, run_dir, run_script, video_frames
 
 
 def evaluate(*args, cwd) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, EVALUATE, *map(str, args)], cwd=cwd, capture_output=True,
-                          text=True, timeout=300)
+    return run_script("benchmarks/evaluate.py", *map(str, args), cwd=cwd)
 
 
 @pytest.mark.parametrize("script", SCRIPTS)

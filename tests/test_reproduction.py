@@ -18,8 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import read_scalars, run_dir, run_script
-from test_scripts import ON_POLICY, SCRIPTS
+from conftest import ON_POLICY, SCRIPTS, read_scalars, run_dir, run_script
 
 pytestmark = pytest.mark.reproduction
 

@@ -25,9 +25,8 @@ import torch
 from common.checks import RANGES, Range, check_ranges, is_numeric
 from common.config import PRESETS
 from common.envs import MAX_FAILURES, EnvWorkerFailure, make_vec_env
-from conftest import REPO, gone, read_scalars, run_dir, run_script, tiny, workers_of
-
-SCRIPTS = ["happo.py", "happo_rga.py", "mappo.py", "haa2c.py", "hatrpo.py", "hatd3.py"]
+from conftest import (REPO, SCRIPTS, gone, read_scalars, run_dir, run_script, start_script, tiny, wait_until,
+                      workers_of)
 
 
 def outside(rule: Range):
@@ -153,20 +152,16 @@ def test_an_engine_that_raises_is_restarted_and_failures_in_a_row_end_it(capsys)
 
 
 def start(tmp_path, *args):
-    cmd = [sys.executable, "-u", str(REPO / "happo.py"), "--num-envs", "2", "--num-workers", "2",
-           "--torch-threads", "1", "--log-interval", "1", *args]
-    return subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True)
+    return start_script("happo.py", "--num-envs", "2", "--num-workers", "2", "--torch-threads", "1",
+                        "--log-interval", "1", *args, cwd=tmp_path, start_new_session=True)
 
 
 def kill_one_worker(proc, seen: dict, signum=signal.SIGKILL) -> None:
     """Send `signum` (SIGKILL; SIGSTOP: a hung worker) to one of the run's own workers not
     signalled before (waits for a new one to exist); `seen`: every worker of the run seen so far
     -> whether it was signalled."""
-    deadline = time.time() + 60
-    while not (fresh := [p for p in workers_of(proc) if not seen.setdefault(p, False)]) and time.time() < deadline:
-        time.sleep(0.01)
-    assert fresh, "no worker to kill"
+    fresh = wait_until(lambda: [p for p in workers_of(proc) if not seen.setdefault(p, False)], 60, "a worker to kill",
+                       every=0.01)
     seen[fresh[0]] = True
     fresh[0].send_signal(signum)
 

@@ -12,10 +12,8 @@ import torch
 
 from common.config import MPE_BACKEND, PRESETS, parse_args
 from common.envs import GRF_ENVS, MPE_ENVS, check_memory
-from conftest import GRF_TINY, REPO, gone, read_scalars, run_dir, run_script, tiny, video_frames, workers_of
-
-ON_POLICY = ["happo.py", "happo_rga.py", "mappo.py", "haa2c.py", "hatrpo.py"]
-SCRIPTS = [*ON_POLICY, "hatd3.py"]
+from conftest import (GRF_TINY, ON_POLICY, REPO, SCRIPTS, gone, read_scalars, run_dir, run_script, start_script,
+                      tiny, video_frames, wait_until, workers_of)
 # Football's smoke runs take 10-20 s each: every id for HAPPO and HAPPO-RGA, one for the others
 FOOTBALL_RUNS = [(script, env_id) for script in ON_POLICY for env_id in GRF_ENVS
                  if script in ("happo.py", "happo_rga.py") or env_id == "grf_3v1"]
@@ -65,10 +63,9 @@ def test_smoke_football(script, env_id, tmp_path):
 
 def start_football(script, tmp_path, *args):
     """6 training + 6 evaluation envs in 2 workers; its own process group, as a terminal's job."""
-    cmd = [sys.executable, "-u", str(REPO / script), "--env", "grf_3v1", *GRF_TINY, "--num-envs", "6",
-           "--num-workers", "2", "--num-eval-envs", "6", "--num-steps", "200", "--total-timesteps", "1200", *args]
-    return subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+    return start_script(script, "--env", "grf_3v1", *GRF_TINY, "--num-envs", "6", "--num-workers", "2",
+                        "--num-eval-envs", "6", "--num-steps", "200", "--total-timesteps", "1200", *args, cwd=tmp_path,
+                        stderr=subprocess.PIPE, start_new_session=True)
 
 
 @pytest.mark.parametrize("script", ["happo.py"])  # the env layer: one script suffices
@@ -95,10 +92,7 @@ def test_signal_during_start_up_ends_with_one_line_and_no_worker(script, signum,
         for line in proc.stdout:
             if line.startswith("starting"):
                 break
-        deadline = time.time() + 30
-        while len(workers := workers_of(proc)) < 2 and time.time() < deadline:
-            time.sleep(0.02)
-        assert len(workers) == 2
+        workers = wait_until(lambda: len(w := workers_of(proc)) == 2 and w, 30, "both workers", every=0.02)
         os.killpg(proc.pid, signum) if to_group else proc.send_signal(signum)
         out, err = proc.communicate(timeout=60)
     finally:
@@ -293,8 +287,7 @@ def test_nan_loss_stops_with_iteration_and_loss_named(script, checkpoint_of, tmp
 @pytest.mark.parametrize("script", SCRIPTS)
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_ctrl_c_and_sigterm_save_a_checkpoint(script, signum, tmp_path):
-    proc = subprocess.Popen([sys.executable, "-u", str(REPO / script), *tiny(script), "--total-timesteps", "10000000"],
-                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = start_script(script, *tiny(script), "--total-timesteps", "10000000", cwd=tmp_path)
     try:
         for line in proc.stdout:  # wait until training is under way
             if line.startswith("iter 2/"):
@@ -314,9 +307,8 @@ def test_ctrl_c_and_sigterm_save_a_checkpoint(script, signum, tmp_path):
 def test_periodic_checkpoint_survives_a_killed_run(script, tmp_path):
     """--checkpoint-interval 1: after SIGKILL (no handler runs) the last iteration's checkpoint
     is on disk and resumes."""
-    proc = subprocess.Popen([sys.executable, "-u", str(REPO / script), *tiny(script), "--total-timesteps", "10000000",
-                             "--checkpoint-interval", "1"], cwd=tmp_path, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    proc = start_script(script, *tiny(script), "--total-timesteps", "10000000", "--checkpoint-interval", "1",
+                        cwd=tmp_path)
     try:
         for line in proc.stdout:
             if line.startswith("iter 3/"):

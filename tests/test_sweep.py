@@ -20,7 +20,7 @@ import pytest
 
 from benchmarks import sweep
 from benchmarks.sweep import Run, Settings
-from conftest import REPO, TINY, read_scalars
+from conftest import REPO, TINY, read_scalars, wait_until
 
 SWEEP = str(REPO / "benchmarks" / "sweep.py")
 TRAIN, EVAL, SPS = "charts/episodic_return", "eval/episodic_return", "charts/SPS"
@@ -264,13 +264,6 @@ def test_results_that_cannot_be_written_are_one_warning_and_the_run_is_not_done(
 
 
 # ---- a local sweep: Ctrl-C, then the same command ----
-
-def wait_until(condition, timeout: float, what: str) -> None:
-    deadline = time.time() + timeout
-    while not condition():
-        assert time.time() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.2)
-
 
 def logged(directory: Path, text: str) -> bool:
     log = directory / "log.txt"
