@@ -20,7 +20,7 @@ from datetime import timedelta
 from common.checks import load_states, read_checkpoint
 from common.config import exit_on_interrupt, fail, parse_args
 from common.envs import CORES, WORKER_TIMEOUT, check_backend
-from common.runs import Writer, continued_run_dir, write_checkpoint
+from common.runs import Writer, continued_run_dir, random_state, restore_random_state, write_checkpoint
 
 ALGO = "hatd3"
 
@@ -296,11 +296,11 @@ def evaluate(actors, envs, obs_dims, num_episodes: int, device):
     return returns
 
 
-def save_checkpoint(path, nets, optimizers, args, global_step, iteration, num_updates):
+def save_checkpoint(path, nets, optimizers, args, global_step, iteration, num_updates, random):
     """One file with everything `--resume` needs, the replay buffer excepted. Written atomically; a failure (a full disk) is returned, not raised."""
     return write_checkpoint({
         "algo": ALGO, "env": args.env, "args": asdict(args),
-        "global_step": global_step, "iteration": iteration, "num_updates": num_updates,
+        "global_step": global_step, "iteration": iteration, "random": random, "num_updates": num_updates,
         **{name: [m.state_dict() for m in modules] for name, modules in nets.items()},
         **{name: [o.state_dict() for o in opts] for name, opts in optimizers.items()},
     }, path)
@@ -375,7 +375,10 @@ if __name__ == "__main__":
     last_iteration = min(num_iterations, -(-args.stop_at // iteration_steps)) if args.stop_at else num_iterations
     updates_per_train = max(1, int(args.update_per_train * args.train_interval))
     checkpoint_path = f"{run_dir}/{args.exp_name}.cleanrl_model"
-    next_obs, next_state = envs.reset(seed=args.seed)
+    # a checkpoint's generators and, on the batched simulator, its envs' episodes: the run goes on exactly
+    restored = restore_random_state(ckpt.get("random"), envs, eval_envs) if ckpt else None
+    next_obs, next_state = restored or envs.reset(seed=args.seed)
+    snapshot = random_state(envs, eval_envs)  # as of the last completed iteration
     start_time, start_step = time.time(), global_step
     collect_time = update_time = 0.0
     trained_iteration, trained_step = start_iteration - 1, global_step  # last completed iteration
@@ -453,11 +456,6 @@ if __name__ == "__main__":
             sps = int((global_step - start_step) / (time.time() - start_time))
             writer.add_scalar("charts/SPS", sps, global_step)
 
-            if args.checkpoint_interval and iteration % args.checkpoint_interval == 0:
-                saved = save_checkpoint(checkpoint_path, nets, optimizers, args, global_step, iteration, num_updates)
-                if not saved.ok:  # this checkpoint only is lost; the next interval tries again
-                    print(f"warning: {saved}; training goes on", file=sys.stderr, flush=True)
-
             if args.eval_interval and (iteration % args.eval_interval == 0 or iteration == last_iteration):
                 torch.set_num_threads(collect_threads)
                 eval_returns = None
@@ -484,6 +482,13 @@ if __name__ == "__main__":
                       f"(collect {collect_time / busy:.0%}, update {update_time / busy:.0%}) "
                       f"elapsed {timedelta(seconds=round(elapsed))} left {timedelta(seconds=round(left))}", flush=True)
                 episode_returns = []
+
+            snapshot = random_state(envs, eval_envs)
+            if args.checkpoint_interval and iteration % args.checkpoint_interval == 0:
+                saved = save_checkpoint(checkpoint_path, nets, optimizers, args, global_step, iteration, num_updates,
+                                        snapshot)
+                if not saved.ok:  # this checkpoint only is lost; the next interval tries again
+                    print(f"warning: {saved}; training goes on", file=sys.stderr, flush=True)
     except KeyboardInterrupt:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C (or SIGTERM) must not break the save
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
@@ -491,23 +496,27 @@ if __name__ == "__main__":
         if trained_iteration < start_iteration:  # no iteration in this run: nothing new to save
             print("\ninterrupted before the first iteration of this run ended; no checkpoint", flush=True)
             sys.exit(130)
-        saved = save_checkpoint(checkpoint_path, nets, optimizers, args, trained_step, trained_iteration, num_updates)
+        saved = save_checkpoint(checkpoint_path, nets, optimizers, args, trained_step, trained_iteration, num_updates,
+                                snapshot)
         print(f"\ninterrupted after iteration {trained_iteration}, step {trained_step}; {saved}", flush=True)
         sys.exit(130)
     except NonFiniteLoss as err:
-        saved = save_checkpoint(checkpoint_path, nets, optimizers, args, trained_step, trained_iteration, num_updates)
+        saved = save_checkpoint(checkpoint_path, nets, optimizers, args, trained_step, trained_iteration, num_updates,
+                                snapshot)
         print(f"error: non-finite loss at iteration {trained_iteration + 1}: {err}; {saved} "
               f"(as of the last finite gradient step)", file=sys.stderr)
         envs.close()
         sys.exit(1)
     except EnvWorkerFailure as err:  # failures in a row (common/envs.py: MAX_FAILURES), a lasting fault
-        saved = save_checkpoint(checkpoint_path, nets, optimizers, args, trained_step, trained_iteration, num_updates)
+        saved = save_checkpoint(checkpoint_path, nets, optimizers, args, trained_step, trained_iteration, num_updates,
+                                snapshot)
         print(f"error: {err}; {saved} (of the last iteration)", file=sys.stderr)
         envs.close()
         sys.exit(1)
 
     if args.save_model or last_iteration < num_iterations:  # a stopped run goes on from its checkpoint
-        saved = save_checkpoint(checkpoint_path, nets, optimizers, args, trained_step, trained_iteration, num_updates)
+        saved = save_checkpoint(checkpoint_path, nets, optimizers, args, trained_step, trained_iteration, num_updates,
+                                snapshot)
         if not saved.ok:  # the run's training since its last checkpoint would be lost: say so
             print(f"error: {saved}", file=sys.stderr, flush=True)
             envs.close()

@@ -21,7 +21,7 @@ from datetime import timedelta
 from common.checks import load_states, read_checkpoint
 from common.config import check_divides, exit_on_interrupt, fail, parse_args
 from common.envs import CORES, WORKER_TIMEOUT, check_backend, check_memory
-from common.runs import Writer, continued_run_dir, write_checkpoint
+from common.runs import Writer, continued_run_dir, random_state, restore_random_state, write_checkpoint
 
 ALGO = "hatrpo"
 
@@ -463,7 +463,8 @@ def hatrpo_update_actors(actors, obs, actions, old_logp, advantages, agent_order
 
 def train_critic(critic, optimizer, value_norm, states, old_values, returns, args: Args):
     """Clipped Huber value loss on ValueNorm-normalised targets; ValueNorm is updated with each
-    minibatch's returns before they are normalised, as in the authors' code."""
+    minibatch's returns before they are normalised, as in the authors' code. Returns the mean
+    loss and the fraction of values whose change the clip limited."""
     losses = []
     for _ in range(args.update_epochs):
         for idx in minibatches(len(states), args.num_minibatches, states.device):
@@ -480,8 +481,11 @@ def train_critic(critic, optimizer, value_norm, states, old_values, returns, arg
             (args.vf_coef * value_loss).backward()
             nn.utils.clip_grad_norm_(critic.parameters(), args.max_grad_norm)
             optimizer.step()
-            losses.append(value_loss.detach())
-    return torch.stack(losses).mean().item()
+            with torch.no_grad():
+                clipfrac = ((values - old_values[idx]).abs() > args.clip_coef).float().mean()
+            losses.append(torch.stack([value_loss.detach(), clipfrac]))
+    value_loss, clipfrac = torch.stack(losses).mean(0).tolist()
+    return value_loss, clipfrac
 
 
 def joint_act(actors, obs, obs_dims, deterministic: bool = False):
@@ -512,11 +516,11 @@ def evaluate(actors, envs, obs_dims, num_episodes: int, device, deterministic: b
     return returns, scores
 
 
-def save_checkpoint(path, actors, critic, value_norm, critic_optimizer, args, global_step, iteration):
+def save_checkpoint(path, actors, critic, value_norm, critic_optimizer, args, global_step, iteration, random):
     """One file with everything `--resume` needs. Written atomically; a failure (a full disk) is returned, not raised."""
     return write_checkpoint({
         "algo": ALGO, "env": args.env, "args": asdict(args),
-        "global_step": global_step, "iteration": iteration,
+        "global_step": global_step, "iteration": iteration, "random": random,
         "actors": [a.state_dict() for a in actors],
         "critic": critic.state_dict(), "value_norm": value_norm.state_dict(),
         "critic_optimizer": critic_optimizer.state_dict(),
@@ -591,7 +595,10 @@ if __name__ == "__main__":
     # --stop-at ends this run early; the schedule stays the whole run's
     last_iteration = min(num_iterations, -(-args.stop_at // batch_size)) if args.stop_at else num_iterations
     checkpoint_path = f"{run_dir}/{args.exp_name}.cleanrl_model"
-    next_obs, next_state = envs.reset(seed=args.seed)
+    # a checkpoint's generators and, on the batched simulator, its envs' episodes: the run goes on exactly
+    restored = restore_random_state(ckpt.get("random"), envs, eval_envs) if ckpt else None
+    next_obs, next_state = restored or envs.reset(seed=args.seed)
+    snapshot = random_state(envs, eval_envs)  # as of the last completed iteration
     start_time, start_step = time.time(), global_step
     collect_time = update_time = 0.0  # seconds in each phase, for the progress line
     trained_iteration, trained_step = start_iteration - 1, global_step  # last completed update
@@ -658,9 +665,11 @@ if __name__ == "__main__":
 
             # sequential actor updates in a fresh random order, then the critic
             agent_order = torch.randperm(num_agents).tolist()
-            actor_stats, _ = hatrpo_update_actors(actors, b_obs, b_actions, b_logp, b_advantages, agent_order, args)
-            value_loss = train_critic(critic, critic_optimizer, value_norm, states[:-1].reshape(batch_size, -1),
-                                      values[:-1].reshape(-1), returns.reshape(-1), args)
+            actor_stats, factors = hatrpo_update_actors(actors, b_obs, b_actions, b_logp, b_advantages,
+                                                        agent_order, args)
+            value_loss, value_clipfrac = train_critic(
+                critic, critic_optimizer, value_norm, states[:-1].reshape(batch_size, -1), values[:-1].reshape(-1),
+                returns.reshape(-1), args)
             update_time += time.time() - tick
             trained_iteration, trained_step = iteration, global_step
 
@@ -669,16 +678,13 @@ if __name__ == "__main__":
             writer.add_scalar("charts/SPS", sps, global_step)
             writer.add_scalar("charts/learning_rate", critic_optimizer.param_groups[0]["lr"], global_step)
             writer.add_scalar("losses/value_loss", value_loss, global_step)
+            writer.add_scalar("losses/value_clipfrac", value_clipfrac, global_step)
             for key in ["policy_loss", "entropy", "approx_kl", "accepted", "step_fraction"]:
                 writer.add_scalar(f"losses/{key}", np.mean([s[key] for s in actor_stats.values()]), global_step)
                 for i, s in actor_stats.items():
                     writer.add_scalar(f"agents/{i}/{key}", s[key], global_step)
-
-            if args.checkpoint_interval and iteration % args.checkpoint_interval == 0:
-                saved = save_checkpoint(checkpoint_path, actors, critic, value_norm, critic_optimizer,
-                                        args, global_step, iteration)
-                if not saved.ok:  # this checkpoint only is lost; the next interval tries again
-                    print(f"warning: {saved}; training goes on", file=sys.stderr, flush=True)
+            for i, factor in factors.items():  # how far the earlier agents' updates moved M from 1 (eq. 11)
+                writer.add_scalar(f"agents/{i}/factor_std", factor.std().item(), global_step)
 
             if args.eval_interval and (iteration % args.eval_interval == 0 or iteration == last_iteration):
                 torch.set_num_threads(collect_threads)
@@ -715,6 +721,13 @@ if __name__ == "__main__":
                       f"(collect {collect_time / busy:.0%}, update {update_time / busy:.0%}) "
                       f"elapsed {timedelta(seconds=round(elapsed))} left {timedelta(seconds=round(left))}", flush=True)
                 episode_returns, episode_scores = [], []
+
+            snapshot = random_state(envs, eval_envs)
+            if args.checkpoint_interval and iteration % args.checkpoint_interval == 0:
+                saved = save_checkpoint(checkpoint_path, actors, critic, value_norm, critic_optimizer,
+                                        args, global_step, iteration, snapshot)
+                if not saved.ok:  # this checkpoint only is lost; the next interval tries again
+                    print(f"warning: {saved}; training goes on", file=sys.stderr, flush=True)
     except KeyboardInterrupt:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C (or SIGTERM) must not break the save
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
@@ -723,26 +736,26 @@ if __name__ == "__main__":
             print("\ninterrupted before the first update of this run; no checkpoint", flush=True)
             sys.exit(130)
         saved = save_checkpoint(checkpoint_path, actors, critic, value_norm, critic_optimizer,
-                                args, trained_step, trained_iteration)
+                                args, trained_step, trained_iteration, snapshot)
         print(f"\ninterrupted after iteration {trained_iteration}, step {trained_step}; {saved}", flush=True)
         sys.exit(130)
     except NonFiniteLoss as err:
         saved = save_checkpoint(checkpoint_path, actors, critic, value_norm, critic_optimizer,
-                                args, trained_step, trained_iteration)
+                                args, trained_step, trained_iteration, snapshot)
         print(f"error: non-finite loss at iteration {trained_iteration + 1}: {err}; "
               f"{saved} (of the last update)", file=sys.stderr)
         envs.close()
         sys.exit(1)
     except EnvWorkerFailure as err:  # failures in a row (common/envs.py: MAX_FAILURES), a lasting fault
         saved = save_checkpoint(checkpoint_path, actors, critic, value_norm, critic_optimizer,
-                                args, trained_step, trained_iteration)
+                                args, trained_step, trained_iteration, snapshot)
         print(f"error: {err}; {saved} (of the last update)", file=sys.stderr)
         envs.close()
         sys.exit(1)
 
     if args.save_model or last_iteration < num_iterations:  # a stopped run goes on from its checkpoint
         saved = save_checkpoint(checkpoint_path, actors, critic, value_norm, critic_optimizer,
-                                args, trained_step, trained_iteration)
+                                args, trained_step, trained_iteration, snapshot)
         if not saved.ok:  # the run's training since its last checkpoint would be lost: say so
             print(f"error: {saved}", file=sys.stderr, flush=True)
             envs.close()

@@ -328,7 +328,7 @@ def main():
                 else:
                     update = getattr(script, f"{a.script}_update_actors")
                     stats, factors = update(actors, actor_optimizers, obs, b_actions, b_logp, b_adv, agent_order, args)
-            value_loss = script.train_critic(critic, critic_optimizer, value_norm, states[:-1].reshape(T * E, -1),
+            value_loss, _ = script.train_critic(critic, critic_optimizer, value_norm, states[:-1].reshape(T * E, -1),
                                              v[:-1].reshape(-1), returns.reshape(-1), args)
 
         # 4. the differences

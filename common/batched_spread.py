@@ -113,6 +113,24 @@ class BatchedSpread:
         self.agent_rewards[:] = 0.0
         return self.observe()
 
+    def get_state(self) -> dict:
+        """Every env's state and generator, for a checkpoint (common/runs.py random_state); plain
+        types and tensors only, what `torch.load(weights_only=True)` reads back."""
+        import torch
+
+        arrays = {"pos": self.pos, "vel": self.vel, "steps": self._steps, "returns": self._returns,
+                  "agent_rewards": self.agent_rewards}
+        return {**{k: torch.from_numpy(v.copy()) for k, v in arrays.items()},
+                "rngs": [rng.bit_generator.state for rng in self._rngs]}
+
+    def set_state(self, state: dict) -> None:
+        """Continue from `get_state()`'s result, as if never stopped."""
+        for key in ("pos", "vel", "agent_rewards"):
+            getattr(self, key)[:] = state[key].numpy()
+        self._steps[:], self._returns[:] = state["steps"].numpy(), state["returns"].numpy()
+        for rng, saved in zip(self._rngs, state["rngs"], strict=True):
+            rng.bit_generator.state = saved
+
     # ----------------------------------------------------------------- step
     def _action_force(self, actions: np.ndarray) -> np.ndarray:
         """Agent control forces u (E, N, 2) float64, as SimpleEnv._set_action."""

@@ -156,3 +156,35 @@ class Writer:
     def close(self) -> None:
         if self.writer is not None:
             self._call("close")
+
+
+def random_state(envs, eval_envs) -> dict:
+    """Everything random a run carries from one iteration to the next besides its networks: torch's
+    and numpy's generators and, where the simulator can hand it over (the batched one), each env's
+    state (positions, step counts, its own generator). Saved with a checkpoint, it makes `--resume`
+    go on exactly as the run would have (on the CPU); mpe2's and football's envs cannot hand over
+    their episodes, and a run resumed on them starts new ones."""
+    import numpy as np
+    import torch
+
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    return {"torch": torch.get_rng_state(), "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss,
+                                                      cached],
+            "envs": [e.get_state() if hasattr(e, "get_state") else None for e in (envs, eval_envs)]}
+
+
+def restore_random_state(state: dict | None, envs, eval_envs):
+    """Puts back what `random_state` saved (nothing for a checkpoint without it); returns the
+    training envs' (obs, state) when their episodes were restored, else None (reset them)."""
+    import numpy as np
+    import torch
+
+    if state is None:
+        return None
+    torch.set_rng_state(state["torch"])
+    kind, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+    for env, saved in zip((envs, eval_envs), state["envs"]):
+        if saved is not None:
+            env.set_state(saved)
+    return envs.observe() if state["envs"][0] is not None else None

@@ -2,6 +2,7 @@
 
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -218,19 +219,45 @@ def test_save_resume_and_wrong_env(script, tiny_run, checkpoint_of, tmp_path):
     assert wrong.returncode == 2 and f"checkpoint for {mpe_id(script, 'mpe_spread')}," in wrong.stderr
 
 
+def tensors(checkpoint) -> dict:
+    """Every tensor of a checkpoint (networks, optimisers, generators, envs), by its path in it."""
+    def walk(x, path):
+        if isinstance(x, torch.Tensor):
+            yield path, x
+        elif isinstance(x, dict):
+            for k, v in x.items():
+                yield from walk(v, f"{path}/{k}")
+        elif isinstance(x, (list, tuple)):
+            for k, v in enumerate(x):
+                yield from walk(v, f"{path}/{k}")
+    return dict(walk(torch.load(checkpoint, weights_only=True), ""))
+
+
 @pytest.mark.parametrize("script", SCRIPTS)
 def test_stop_at_ends_early_on_the_whole_runs_schedule_and_resume_continues_the_run(script, tiny_run, tmp_path):
     """--stop-at 60 of 200 steps (TINY batch: 50): iterations 1-2 of 4 and a checkpoint; then
     `--resume` with no other flag runs 3-4 with the run's own flags, in its own run directory, so
-    that TensorBoard shows one curve; with --anneal-lr the learning rates are those of one
-    uninterrupted 4-iteration run."""
-    anneal = ["--anneal-lr"] if script in ON_POLICY else []
-    first = tiny_run(script, "--total-timesteps", "200", "--stop-at", "60", *anneal)
+    that TensorBoard shows one curve. On-policy, the result is that of the same 4 iterations
+    straight, bit for bit (losses, returns, parameters, optimiser states: the checkpoint carries
+    the generators and the batched envs' episodes). HATD3's checkpoint leaves out the replay buffer,
+    which a resumed run refills: what it keeps (networks, targets, optimisers, the update count)
+    comes back unchanged."""
+    flags = ["--total-timesteps", "200", "--torch-threads", "1", *(["--anneal-lr"] if script in ON_POLICY else [])]
+    first = tiny_run(script, *flags, "--stop-at", "60")
     assert "iter 2/4 step 100" in first.stdout and "iter 3/" not in first.stdout
     assert "stopped at step 100 (--stop-at 60)" in first.stdout
     (ckpt,) = run_dir(tmp_path).glob("*.cleanrl_model")
     state = torch.load(ckpt, weights_only=True)
     assert (state["iteration"], state["global_step"]) == (2, 100)
+    if script == "hatd3.py":  # resumed and saved again with no iteration between: what the file keeps
+        (tmp_path / "kept").mkdir()  # a copy, so that the run's own checkpoint stays as it is
+        copy = shutil.copy(ckpt, tmp_path / "kept")
+        kept = run_script(script, "--resume", copy, "--stop-at", "100", cwd=tmp_path / "kept")
+        assert kept.returncode == 0 and "the replay buffer starts empty" in kept.stdout, kept.stderr[-3000:]
+        (again,) = run_dir(tmp_path / "kept").glob("*.cleanrl_model")
+        before, after = tensors(ckpt), tensors(again)
+        assert before.keys() == after.keys() and all(torch.equal(before[k], after[k]) for k in before)
+        assert torch.load(again, weights_only=True)["num_updates"] == state["num_updates"] > 0
     second = run_script(script, "--resume", str(ckpt.relative_to(tmp_path)), cwd=tmp_path)
     assert second.returncode == 0, second.stdout[-2000:] + second.stderr[-3000:]
     assert "iter 4/4 step 200" in second.stdout and "stopped at" not in second.stdout
@@ -238,10 +265,20 @@ def test_stop_at_ends_early_on_the_whole_runs_schedule_and_resume_continues_the_
     scalars = read_scalars(run_dir(tmp_path))  # the only run directory: both processes' event files
     assert len(list(run_dir(tmp_path).glob("events*"))) == 2
     assert [step for step, _ in scalars["charts/SPS"]] == [50, 100, 150, 200]
-    if anneal:
+    if script in ON_POLICY:
         lr = PRESETS[script.removesuffix(".py")]["mpe_spread"].get("learning_rate", 5e-4)
         assert [value for _, value in scalars["charts/learning_rate"]] == pytest.approx(
             [lr, 0.75 * lr, 0.5 * lr, 0.25 * lr])
+        (tmp_path / "straight").mkdir()
+        tiny_run(script, *flags, cwd=tmp_path / "straight")
+        straight = read_scalars(run_dir(tmp_path / "straight"))
+        assert straight.keys() == scalars.keys()
+        assert {tag: v for tag, v in straight.items() if tag != "charts/SPS"} == {
+            tag: v for tag, v in scalars.items() if tag != "charts/SPS"}
+        (end,) = run_dir(tmp_path / "straight").glob("*.cleanrl_model")
+        resumed, uninterrupted = tensors(ckpt), tensors(end)
+        assert resumed.keys() == uninterrupted.keys()
+        assert [k for k in resumed if not torch.equal(resumed[k], uninterrupted[k])] == []
 
 
 def test_resume_applies_and_reports_a_changed_flag_and_refuses_a_changed_env(checkpoint_of, tmp_path):
