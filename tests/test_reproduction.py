@@ -31,13 +31,30 @@ TASK = {script: "mpe_spread_continuous" if script == "hatd3.py" else "mpe_spread
 # One torch thread: the traces and the floors then do not depend on the machine's core count.
 PINNED = ["--seed", "1", "--torch-threads", "1"]
 EVAL_EACH_ITERATION = ["--eval-interval", "1", "--eval-episodes", "2", "--num-eval-envs", "2"]
-# On-policy: 3 iterations of 4 envs x 50 steps (8 episodes each), the preset's 5 epochs.
-# HATD3: 4 iterations of 4 envs x 50 steps, the first the warm-up, then 50 gradient steps each.
-GOLDEN_ARGS = {script: ["--env", TASK[script], "--num-envs", "4", "--num-steps", "50",
-                        "--total-timesteps", "600", *EVAL_EACH_ITERATION, *PINNED] for script in ON_POLICY}
-GOLDEN_ARGS["hatd3.py"] = ["--env", TASK["hatd3.py"], "--num-envs", "4", "--train-interval", "50",
-                           "--warmup-steps", "200", "--batch-size", "64", "--total-timesteps", "800",
-                           *EVAL_EACH_ITERATION, *PINNED]
+# Golden runs are chosen so that every branch of each update is taken (BRANCHES, asserted below).
+# On-policy: 3 iterations of 4 envs x 50 steps (8 episodes each), the preset's 5 epochs, on 2
+# minibatches at learning rates of 2e-3 (the preset: 1 minibatch, 5e-4), where the PPO clip and the
+# value clip bind on part of each batch; HATRPO with a trust region of KL 0.5 and 3 line-search
+# tries (the preset: 0.005 and 10), where its line search backtracks and also rejects steps; each
+# on discrete actions (`{algo}`) and continuous ones (`{algo}_continuous`).
+# HATD3: 4 iterations of 4 envs x 50 steps, the first the warm-up, then 50 critic steps each and
+# an actor step every 2nd (its preset's policy_frequency), continuous actions only.
+ON_POLICY_GOLDEN = ["--num-envs", "4", "--num-steps", "50", "--total-timesteps", "600", "--num-minibatches", "2",
+                    "--critic-learning-rate", "2e-3", *EVAL_EACH_ITERATION, *PINNED]
+ACTOR_STEP = {script: ["--learning-rate", "2e-3"] for script in ON_POLICY}
+ACTOR_STEP["hatrpo.py"] = ["--kl-threshold", "0.5", "--line-search-steps", "3"]
+GOLDEN_ARGS = {**{script.removesuffix(".py"): ["--env", "mpe_spread", *ON_POLICY_GOLDEN, *ACTOR_STEP[script]]
+                  for script in ON_POLICY},
+               **{script.replace(".py", "_continuous"): ["--env", "mpe_spread_continuous", *ON_POLICY_GOLDEN,
+                                                         *ACTOR_STEP[script]] for script in ON_POLICY},
+               "hatd3": ["--env", TASK["hatd3.py"], "--num-envs", "4", "--train-interval", "50", "--warmup-steps",
+                         "200", "--batch-size", "64", "--total-timesteps", "800", *EVAL_EACH_ITERATION, *PINNED]}
+
+
+def golden_script(name: str) -> str:
+    return name.removesuffix("_continuous") + ".py"
+
+
 NOT_TRACED = {"charts/SPS"}  # wall-clock
 # Rounding, measured against the 1-thread run on an AVX-512 Xeon (torch 2.13, MKL): a second
 # 1-thread run is identical; 2 threads, torch's AVX2 or default (no SIMD) kernels with MKL's AVX2
@@ -48,9 +65,9 @@ NOT_TRACED = {"charts/SPS"}  # wall-clock
 GOLDEN_RTOL, GOLDEN_ATOL = 3e-4, 3e-6
 
 
-def trace(script: str, cwd) -> dict[str, list[list[float]]]:
-    """Run `script` on its golden budget in `cwd`; every logged scalar but the wall-clock ones."""
-    result = run_script(script, *GOLDEN_ARGS[script], cwd=cwd, timeout=900)
+def trace(name: str, cwd) -> dict[str, list[list[float]]]:
+    """Run golden run `name`'s script with its flags in `cwd`; every logged scalar but the wall-clock ones."""
+    result = run_script(golden_script(name), *GOLDEN_ARGS[name], cwd=cwd, timeout=900)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
     return {tag: [[step, value] for step, value in values]
             for tag, values in sorted(read_scalars(run_dir(cwd)).items()) if tag not in NOT_TRACED}
@@ -115,15 +132,66 @@ def test_differences_flag_changes_beyond_rounding_only():
         "losses/actor_loss: no longer logged", "losses/q_loss: not in the golden file"]
 
 
-@pytest.mark.parametrize("script", SCRIPTS)
-def test_golden_trace(script, tmp_path):
-    path = GOLDEN_DIR / f"{script.removesuffix('.py')}.json"
-    new = trace(script, tmp_path)
+def values(trace: dict, suffix: str) -> list[float]:
+    """The values of every tag ending in `suffix` (one per agent for `agents/...`), all steps."""
+    return [value for tag, points in trace.items() if tag.endswith(suffix) for _, value in points]
+
+
+def line_search(trace: dict, accepted: bool, backtracked: bool) -> bool:
+    """Some agent's line search at some step ended as asked (a rejected step has fraction 0)."""
+    pairs = [(fraction, accept) for tag, points in trace.items() if tag.endswith("/step_fraction")
+             for (_, fraction), (_, accept) in zip(points, trace[tag.replace("step_fraction", "accepted")])]
+    return any(bool(accept) == accepted and (0 < fraction < 1) == backtracked for fraction, accept in pairs)
+
+
+def hatd3_target_noise_clips(args: list[str]) -> float:
+    """HATD3 logs no clip statistics: the expected number of target-noise draws its golden run
+    clips (|N(0, policy_noise)| > noise_clip), from the run's flags and its preset."""
+    from common.config import PRESETS
+
+    flags = dict(zip(args[::2], args[1::2]))
+    preset = PRESETS["hatd3"][flags["--env"]]
+    outside = math.erfc(preset["noise_clip"] / preset["policy_noise"] / math.sqrt(2))
+    updates = int(flags["--total-timesteps"]) - int(flags["--warmup-steps"])  # one critic step per env-step
+    action_dims = 3 * 5  # spread: 3 agents, 5 action dimensions each
+    return outside * updates * int(flags["--batch-size"]) * action_dims
+
+
+VALUE_CLIP = {"the value clip, binding on some values and not on others":
+              lambda trace: any(0 < v < 1 for v in values(trace, "losses/value_clipfrac"))}
+PPO_CLIP = {"the PPO clip, binding on some ratios and not on others":
+            lambda trace: any(0 < v < 1 for v in values(trace, "losses/clipfrac"))}
+FACTOR = {"the HAPPO factor M of a later agent away from 1":
+          lambda trace: any(v > 1e-3 for v in values(trace, "/factor_std"))}
+BRANCHES = {  # what each script's golden runs must take, each checked on the trace
+    "happo.py": {**PPO_CLIP, **VALUE_CLIP, **FACTOR},
+    "happo_rga.py": {**PPO_CLIP, **VALUE_CLIP, **FACTOR},  # both RGA branches are on (the preset)
+    "mappo.py": {**PPO_CLIP, **VALUE_CLIP},
+    "haa2c.py": {**VALUE_CLIP, **FACTOR},  # A2C: no ratio clip
+    "hatrpo.py": {**VALUE_CLIP, **FACTOR,
+                  "a full step accepted": lambda trace: line_search(trace, accepted=True, backtracked=False),
+                  "a step accepted after backtracking": lambda trace: line_search(trace, accepted=True, backtracked=True),
+                  "every step of a line search rejected": lambda trace: line_search(trace, accepted=False,
+                                                                                    backtracked=False)},
+    "hatd3.py": {"actor steps in every training iteration (each policy_frequency-th critic step: the preset's 2)":
+                 lambda trace: (losses := values(trace, "losses/actor_loss")) != [] and all(map(math.isfinite, losses)),
+                 "the target-noise clip (over 100 draws clipped, expected)":
+                 lambda trace: hatd3_target_noise_clips(GOLDEN_ARGS["hatd3"]) > 100},
+}
+
+
+@pytest.mark.parametrize("name", GOLDEN_ARGS)
+def test_golden_trace(name, tmp_path):
+    path = GOLDEN_DIR / f"{name}.json"
+    script = golden_script(name)
+    new = trace(name, tmp_path)
+    missed = [branch for branch, taken in BRANCHES[script].items() if not taken(new)]
+    assert not missed, f"{name}'s golden run no longer takes: {'; '.join(missed)}; choose GOLDEN_ARGS that do"
     if REGENERATE:
         before = json.loads(path.read_text())["scalars"] if path.exists() else None
         GOLDEN_DIR.mkdir(exist_ok=True)
         tags = ",\n".join(f"  {json.dumps(tag)}: {json.dumps(values)}" for tag, values in new.items())
-        path.write_text(f'{{"script": "{script}", "args": {json.dumps(GOLDEN_ARGS[script])},\n'
+        path.write_text(f'{{"script": "{script}", "args": {json.dumps(GOLDEN_ARGS[name])},\n'
                         f' "scalars": {{\n{tags}\n }}}}\n')  # one line per tag
         report = "a new trace" if before is None else "largest relative change per tag:\n  " + "\n  ".join(
             changes(before, new))
@@ -131,9 +199,9 @@ def test_golden_trace(script, tmp_path):
     how = f"if the change is intended, regenerate the traces with `{REGENERATE_COMMAND}` and commit tests/golden/"
     assert path.exists(), f"no golden trace {path}; {how}"
     golden = json.loads(path.read_text())
-    assert golden["args"] == GOLDEN_ARGS[script], f"the golden trace was made with other flags; {how}"
+    assert golden["args"] == GOLDEN_ARGS[name], f"the golden trace was made with other flags; {how}"
     lines = differences(golden["scalars"], new)
-    assert not lines, (f"{script}'s first iterations differ from {path.name} ({len(lines)} values, "
+    assert not lines, (f"{name}'s first iterations differ from {path.name} ({len(lines)} values, "
                        f"tolerance rel {GOLDEN_RTOL:g}):\n  " + "\n  ".join(lines[:12]) + f"\n{how}")
 
 
