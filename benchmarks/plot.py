@@ -193,7 +193,10 @@ def draw(ax, seeds: dict[int, dict], key: str, color, label: str | None, band: s
 
 
 def plot(runs, authors: list[Path], published: Path, envs: list[str], key: str, band: str, path: Path,
-         football: bool) -> None:
+         football: bool, algos: list[str] | None = None) -> None:
+    """One panel per env: our runs (mean over seeds, band across them), the authors' code on our
+    simulator (dashed) and the published curves (dotted); `algos`: only these algorithms."""
+    keep = (lambda algo: True) if algos is None else (lambda algo: algo in algos)
     import matplotlib
 
     matplotlib.use("Agg")  # no display needed
@@ -201,14 +204,14 @@ def plot(runs, authors: list[Path], published: Path, envs: list[str], key: str, 
 
     fig, axes = plt.subplots(1, len(envs), figsize=(5.5 * len(envs), 5.4), squeeze=False)
     for ax, env in zip(axes[0], envs):
-        for algo in [a for a in ALGOS if a in runs[env]] + sorted(set(runs[env]) - set(ALGOS)):
+        for algo in [a for a in [*ALGOS, *sorted(set(runs[env]) - set(ALGOS))] if a in runs[env] and keep(a)]:
             full, shorter = split_by_length(runs[env][algo], env, algo)
             draw(ax, full, key, COLORS.get(algo, "black"), LABELS.get(algo, algo), band)
             for curve in shorter.values():  # runs still going: thin, outside the mean
                 draw(ax, {0: curve}, key, COLORS.get(algo, "black"), None, None)
-        for algo, seeds in load_authors(env, authors).items():
+        for algo, seeds in [(a, s) for a, s in load_authors(env, authors).items() if keep(a)]:
             draw(ax, seeds, key, COLORS.get(algo, "black"), f"{LABELS.get(algo, algo)}, authors' code", None, "--")
-        for algo, (steps, values) in load_published(env, published).items():
+        for algo, (steps, values) in [(a, c) for a, c in load_published(env, published).items() if keep(a)]:
             ax.plot(steps, values, color=COLORS.get(algo, "black"), linestyle=":", linewidth=1.2,
                     label=f"{LABELS.get(algo, algo)}, published (read off the figure)")
         ax.set_title(env)
@@ -413,6 +416,12 @@ def main(argv=None) -> None:
                 path = opts.out / f"{family}_{key}.png"
                 plot(runs, authors, opts.published, members, key, opts.band, path, football=family == "football")
                 print(f"wrote {path}")
+    mpe = [e for e in envs if e.startswith("mpe")]
+    for algo in [a for a in ALGOS if any(a in runs[e] for e in mpe)]:  # each algorithm's page shows its own
+        path = opts.out / f"{algo}.png"
+        plot(runs, authors, opts.published, [e for e in mpe if algo in runs[e]], "eval", opts.band, path,
+             football=False, algos=[algo])
+        print(f"wrote {path}")
     opts.table.parent.mkdir(parents=True, exist_ok=True)
     opts.table.write_text(table(runs, authors, envs))
     print(f"wrote {opts.table}\n")

@@ -15,6 +15,7 @@ The tables (`benchmarks/plot.py` makes them; plot.py also writes them whole to r
 - `like_for_like ENV...`: ours beside the authors' code on our simulator at 1M, 2M, 5M, 1e7;
 - `improvement ENV...`: the papers' claims X > Y;
 - `football ENV`: a football env at its checkpoints beside the published curve.
+Algorithm names among the words keep only their rows: `<!-- table: final happo mpe_spread -->`.
 """
 
 from __future__ import annotations
@@ -32,9 +33,13 @@ BLOCK = re.compile(r"(<!-- table: (?P<spec>[^>]*?) -->\n)(?P<body>.*?)(<!-- end 
 
 
 def render(spec: str, results: Path) -> str:
-    """The markdown of one table, from its marker's words (`football grf_ca_easy`, say)."""
-    kind, *envs = spec.split()
-    runs = plot.load(results, envs)
+    """The markdown of one table, from its marker's words (`football grf_ca_easy`, say); algorithm
+    names among them (`final happo mpe_spread`) keep only those algorithms' rows."""
+    kind, *words = spec.split()
+    algos = [w for w in words if w in plot.ALGOS]
+    envs = [w for w in words if w not in algos]
+    runs = {env: {algo: seeds for algo, seeds in by_algo.items() if not algos or algo in algos}
+            for env, by_algo in plot.load(results, envs).items()}
     authors = [results / "authors_on_batched"]
     published = results / "published"
     makers = {
