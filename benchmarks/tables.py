@@ -14,7 +14,8 @@ The tables (`benchmarks/plot.py` makes them; plot.py also writes them whole to r
 - `final ENV...`: the final values of every algorithm on those envs beside the published ones;
 - `like_for_like ENV...`: ours beside the authors' code on our simulator at 1M, 2M, 5M, 1e7;
 - `improvement ENV...`: the papers' claims X > Y;
-- `football ENV`: a football env at its checkpoints beside the published curve.
+- `football ENV`: a football env at its checkpoints beside the published curve;
+- `speed`: what the measured commands cost (results/speed.csv, benchmarks/headline.py).
 Algorithm names among the words keep only their rows: `<!-- table: final happo mpe_spread -->`.
 """
 
@@ -42,6 +43,8 @@ def render(spec: str, results: Path) -> str:
             for env, by_algo in plot.load(results, envs).items()}
     authors = [results / "authors_on_batched"]
     published = results / "published"
+    if kind == "speed":
+        return speed_table(results / "speed.csv")
     makers = {
         "final": lambda: plot.table(runs, authors, envs),
         "like_for_like": lambda: plot.like_for_like(runs, authors, envs),
@@ -51,6 +54,24 @@ def render(spec: str, results: Path) -> str:
     if kind not in makers or not envs:
         raise ValueError(f"unknown table {spec!r}: give one of {', '.join(makers)} and the env ids")
     return makers[kind]()
+
+
+def speed_table(path: Path) -> str:
+    """results/speed.csv (benchmarks/headline.py): what each measured command costs."""
+    import csv
+
+    lines = ["| command | machine | env-steps/s | one evaluation | the whole preset | peak memory |",
+             "|---|---|---:|---:|---:|---:|"]
+    for r in csv.DictReader(path.open()) if path.exists() else []:
+        hours = float(r["preset_hours"])
+        preset = f"{hours / 24:.1f} days" if hours >= 48 else f"{hours:.1f} h"
+        lines.append(f"| `{r['command']}` | {r['machine']}, {r['cores']} cores, {r['date']} | "
+                     f"{int(r['env_steps_per_s']):,} | {r['evaluation_s']} s | "
+                     f"{preset} ({int(r['preset_steps']) / 1e6:g}M steps) | "
+                     f"{float(r['peak_memory_gb']):.1f} GB |")
+    return "\n".join(lines) + ("\n\nMeasured by `python benchmarks/headline.py [COMMAND]`: the command's first "
+                               "iteration and its evaluation, alone on the machine; the whole preset is its "
+                               "iterations at that speed plus its evaluations.\n")
 
 
 def regenerate(text: str, results: Path) -> str:

@@ -97,6 +97,31 @@ def link_errors(page, text: str) -> list[str]:
     return errors
 
 
+# A link to lines of code quotes the start of its first line: [`def train_actor`](../happo.py#L284-L305)
+CODE_LINK = re.compile(r"\[`([^`]+)`\]\(([^)#\s]+\.py)#L(\d+)(?:-L(\d+))?\)")
+
+
+def code_link_errors(page, text: str) -> list[str]:
+    """Links to lines of a file whose first line no longer holds the code the link quotes (the
+    lines moved), or that point past the file's end."""
+    errors = []
+    for quoted, path, first, last in CODE_LINK.findall(FENCE.sub("", text)):
+        source = (page.parent / path).resolve()
+        lines = source.read_text().splitlines() if source.is_file() else []
+        first, last = int(first), int(last or first)
+        if not 1 <= first <= last <= len(lines):
+            errors.append(f"{page.name}: {path}#L{first}-L{last} lies outside the file ({len(lines)} lines)")
+        elif quoted not in lines[first - 1]:
+            errors.append(f"{page.name}: {path}#L{first} should read `{quoted}` but reads "
+                          f"`{lines[first - 1].strip()}`")
+    return errors
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
+def test_links_to_code_lines_still_point_at_the_code_they_quote(page):
+    assert code_link_errors(page, page.read_text()) == []
+
+
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
 def test_commands_name_real_scripts_and_flags(page):
     assert command_errors(page.read_text()) == []
@@ -108,7 +133,8 @@ def test_links_and_images_resolve(page):
 
 
 ALGORITHM_PAGES = ["happo.md", "happo_rga.md", "mappo.md", "haa2c.md", "hatrpo.md", "hatd3.md"]
-SECTIONS = ["Usage", "Logged metrics", "Implementation details", "Where it differs from the authors' code", "Results"]
+SECTIONS = ["Overview", "Usage", "Logged metrics", "Implementation details", "Where it differs from the authors' code",
+            "Results"]  # CleanRL's order
 
 
 @pytest.mark.parametrize("name", ALGORITHM_PAGES)
@@ -132,6 +158,15 @@ def test_the_checks_catch_a_bad_flag_a_missing_script_and_a_broken_link(tmp_path
     assert link_errors(page, text) == ["page.md: link #nothing names no heading of page.md",
                                        "page.md: link missing.md does not resolve",
                                        "page.md: link gone.png does not resolve"]
+    line = next(n for n, code in enumerate((REPO / "happo.py").read_text().splitlines(), 1)
+                if code.startswith("def train_actor"))
+    docs = REPO / "docs" / "page.md"  # where the algorithm pages live: ../happo.py is the script
+    assert code_link_errors(docs, f"[`def train_actor`](../happo.py#L{line}-L{line + 3})") == []
+    assert code_link_errors(docs, f"[`def train_actor`](../happo.py#L{line + 1})") == [
+        f"page.md: ../happo.py#L{line + 1} should read `def train_actor` but reads "
+        f"`{(REPO / 'happo.py').read_text().splitlines()[line].strip()}`"]
+    assert code_link_errors(docs, "[`x`](../happo.py#L99999)")[0].endswith("lies outside the file (" + str(
+        len((REPO / "happo.py").read_text().splitlines())) + " lines)")
 
 
 def test_readme_keeps_the_ci_test_command():
