@@ -268,6 +268,36 @@ def table(runs, authors: list[Path], envs: list[str]) -> str:
     return "\n".join(lines) + f"\n\n{stats.LEGEND}. {stats.IQM_LEGEND}. {WITHIN}.\n"
 
 
+def summary(runs, authors: list[Path], envs: list[str]) -> str:
+    """Markdown, the README's: per algorithm (and the authors' code on our simulator), each env's
+    final eval (mean over seeds [interval], as `table`) beside the published value."""
+    lines = ["| algorithm | " + " | ".join(f"`{env}` (seeds) | published" for env in envs) + " |",
+             "|---|" + "---:|---:|" * len(envs)]
+
+    def cell(seeds: dict, env: str, algo: str, at: float | None = None) -> str:
+        full, _ = split_by_length(seeds, env, algo)
+        at = at or min(c["step"][-1] for c in full.values())
+        ev = [final(c, "eval", at) for c in full.values() if c["step"][-1] >= at]
+        shorter = "" if at >= paper_steps(env, algo) else f" at {at / 1e6:g}M"
+        return f"{with_interval(stats.mean, 1, ev)} ({len(ev)}){shorter}" if valid(ev) else ""
+
+    rows = [(LABELS.get(a, a), a, {env: runs.get(env, {}).get(a) for env in envs}) for a in ALGOS
+            if any(a in runs.get(env, {}) for env in envs)]
+    for algo in [a for a in ALGOS if any(a in load_authors(env, authors) for env in envs)]:
+        rows.insert(next(i for i, row in enumerate(rows) if row[1] == algo) + 1 if algo in [r[1] for r in rows]
+                    else len(rows), (f"{LABELS.get(algo, algo)}, the authors' code on our simulator", algo,
+                                     {env: load_authors(env, authors).get(algo) for env in envs}))
+    for label, algo, by_env in rows:
+        cells = []
+        for env, seeds in by_env.items():
+            published = PUBLISHED.get(env, {}).get(algo) if "authors' code" not in label else None
+            cells += [cell(seeds, env, algo) if seeds else "", "" if published is None else f"{published:.1f}"]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + (f"\n\nThe mean over seeds of each seed's last 10% of evaluations (mpe2 scale) at the "
+                               f"papers' length (1e7 steps; HATD3 5e6), with its 95% bootstrap interval over seeds; "
+                               f"the number of seeds in brackets.\n")
+
+
 def like_for_like(runs, authors: list[Path], envs: list[str], checkpoints=(1e6, 2e6, 5e6, 1e7)) -> str:
     """Markdown: every algorithm that the authors' code was also run for on our simulator, both
     implementations and ours minus theirs at each checkpoint, eval and train: the mean over the

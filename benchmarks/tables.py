@@ -12,6 +12,7 @@ A page asks for a table with a pair of markers; what lies between them is genera
 
 The tables (`benchmarks/plot.py` makes them; plot.py also writes them whole to results/*.md):
 - `final ENV...`: the final values of every algorithm on those envs beside the published ones;
+- `summary ENV...`: the README's short form of it, one row per algorithm, one column per env;
 - `like_for_like ENV...`: ours beside the authors' code on our simulator at 1M, 2M, 5M, 1e7;
 - `improvement ENV...`: the papers' claims X > Y;
 - `football ENV`: a football env at its checkpoints beside the published curve;
@@ -47,6 +48,7 @@ def render(spec: str, results: Path) -> str:
         return speed_table(results / "speed.csv")
     makers = {
         "final": lambda: plot.table(runs, authors, envs),
+        "summary": lambda: plot.summary(runs, authors, envs),
         "like_for_like": lambda: plot.like_for_like(runs, authors, envs),
         "improvement": lambda: plot.improvement(runs, authors, envs),
         "football": lambda: plot.football_table(runs, published, envs),
