@@ -86,7 +86,11 @@ def measure(command: list[str]) -> dict:
 
 
 def main() -> None:
+    if sys.argv[1:2] in (["-h"], ["--help"]):
+        sys.exit(print(__doc__))
     command = sys.argv[1:] or HEADLINE
+    if not command[0].endswith(".py") or not (REPO / command[0]).is_file():
+        sys.exit(f"error: {command[0]} is not one of the scripts; give a command such as {' '.join(HEADLINE)}")
     row = measure(command)
     rows = [r for r in csv.DictReader(CSV.open())] if CSV.exists() else []
     rows = [r for r in rows if r["command"] != row["command"]] + [row]  # a command's newest measurement

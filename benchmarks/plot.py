@@ -274,9 +274,9 @@ def summary(runs, authors: list[Path], envs: list[str]) -> str:
     lines = ["| algorithm | " + " | ".join(f"`{env}` (seeds) | published" for env in envs) + " |",
              "|---|" + "---:|---:|" * len(envs)]
 
-    def cell(seeds: dict, env: str, algo: str, at: float | None = None) -> str:
+    def cell(seeds: dict, env: str, algo: str) -> str:
         full, _ = split_by_length(seeds, env, algo)
-        at = at or min(c["step"][-1] for c in full.values())
+        at = min(paper_steps(env, algo), *(c["step"][-1] for c in full.values()))  # as `table`: no later
         ev = [final(c, "eval", at) for c in full.values() if c["step"][-1] >= at]
         shorter = "" if at >= paper_steps(env, algo) else f" at {at / 1e6:g}M"
         return f"{with_interval(stats.mean, 1, ev)} ({len(ev)}){shorter}" if valid(ev) else ""
