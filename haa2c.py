@@ -546,7 +546,7 @@ if __name__ == "__main__":
                 writer.add_scalar(f"losses/{key}", np.mean([s[key] for s in actor_stats.values()]), global_step)
                 for i, s in actor_stats.items():
                     writer.add_scalar(f"agents/{i}/{key}", s[key], global_step)
-            for i, factor in factors.items():  # how far the earlier agents' updates moved M from 1 (eq. 11)
+            for i, factor in factors.items():  # how far the earlier agents' updates moved M from 1 (eq. 13)
                 writer.add_scalar(f"agents/{i}/factor_std", factor.std().item(), global_step)
 
             if args.eval_interval and (iteration % args.eval_interval == 0 or iteration == last_iteration):

@@ -84,7 +84,7 @@ class Args:
     hidden_sizes: tuple[int, ...] = (128, 128)
     """hidden layer widths of the actors' heads (eq. 9); the critic's head uses the first (eq. 10)"""
     rga_channels: int = 32
-    """channels C of the tokens' feature map, and h's width after pooling (docs/happo_rga.md: 16 learnt spread worse)"""
+    """channels C of the tokens' feature map, and h's width after pooling (docs/ablations.md: 16 learnt spread worse)"""
     rga_ratio: int = 8
     """reduction ratio of the RGA embeddings (each reduced width is max(2, width // ratio))"""
     rga_spatial: bool = True

@@ -1,11 +1,11 @@
 """HATD3: Heterogeneous-Agent Twin Delayed Deep Deterministic policy gradient.
 
 Zhong, Kuba, Feng, Hu, Ji, Yang. "Heterogeneous-Agent Reinforcement Learning", JMLR 2024
-(section 4, appendix C, Algorithm 7), reproduced as the authors' code (PKU-MARL/HARL) implements
+(section 3.5.3, Algorithm 7 in appendix G), reproduced as the authors' code (PKU-MARL/HARL) implements
 it: the off-policy member of the family, for continuous actions. One deterministic actor per
 agent, twin centralised critics Q(s, a^1..a^n) with target networks, a replay buffer, and the
 sequential update of the family: each agent in a fresh random order ascends Q1 with the agents
-updated before it already playing their NEW actions (HAML's sequential scheme, eq. 16 ff.).
+updated before it already playing their NEW actions (HADDPG's objective, equation 14, which HATD3 shares).
 
     python hatd3.py --env mpe_spread_continuous --seed 1
 """

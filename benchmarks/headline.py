@@ -31,6 +31,7 @@ import psutil
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from benchmarks.football_memory import tree_rss_mb  # noqa: E402
 from benchmarks.throughput import cpu_name  # noqa: E402
 from common.config import parse_args  # noqa: E402
 from common.envs import CORES  # noqa: E402
@@ -39,16 +40,6 @@ HEADLINE = ["happo_rga.py", "--env", "grf_ca_hard", "--seed", "1"]
 CSV = REPO / "results" / "speed.csv"
 FIELDS = ["command", "machine", "cores", "date", "env_steps_per_s", "evaluation_s", "preset_steps", "preset_hours",
           "peak_memory_gb"]
-
-
-def tree_rss_gb(proc: psutil.Process) -> float:
-    total = 0
-    for p in [proc, *proc.children(recursive=True)]:
-        try:
-            total += p.memory_info().rss
-        except psutil.NoSuchProcess:
-            pass
-    return total / 2**30
 
 
 def measure(command: list[str]) -> dict:
@@ -64,7 +55,7 @@ def measure(command: list[str]) -> dict:
         watch, peak, ready, progress, lines = psutil.Process(proc.pid), 0.0, None, None, []
         os.set_blocking(proc.stdout.fileno(), False)
         while proc.poll() is None:
-            peak = max(peak, tree_rss_gb(watch))
+            peak = max(peak, tree_rss_mb(watch) / 1024)
             for line in iter(proc.stdout.readline, ""):
                 lines.append(line)
                 if ready is None and "ready in" in line:

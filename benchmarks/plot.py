@@ -41,7 +41,7 @@ from sweep import read_results
 
 REPO = Path(__file__).resolve().parents[1]
 
-# happo_rga_c16: HAPPO-RGA at its first default width, C = 16 (docs/happo_rga.md, "Design notes")
+# happo_rga_c16: HAPPO-RGA with C = 16 channels, the ablation of docs/ablations.md ("Channel width C")
 ALGOS = ["mappo", "happo", "happo_rga", "happo_rga_c16", "hatrpo", "haa2c", "hatd3"]  # legend order
 COLORS = {"mappo": "tab:blue", "happo": "tab:orange", "happo_rga": "tab:red", "happo_rga_c16": "tab:pink",
           "hatrpo": "tab:green", "haa2c": "tab:purple", "hatd3": "tab:brown"}

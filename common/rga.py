@@ -5,7 +5,7 @@ Zhao and Tang, "Enhancing the HAPPO framework with RGA", section 4.2, equations 
 A feature map is token-major, (N tokens, B samples, C channels), so that each branch's embedding
 is one matrix product over all its nodes: the spatial branch maps the C values of all N x B
 token nodes, the channel branch the N values of all B x C channel nodes. Differences from the
-original module, all for a handful of entities inside a PPO policy (docs/happo_rga.md):
+original module, all for a handful of entities inside a PPO policy (docs/ablations.md):
 - no BatchNorm: rollout (batch = num_envs) and update (batch = minibatch) must give the same
   output for the same input, so that an update's first ratio is exactly 1;
 - every reduced width is max(2, width // ratio), and the mask's hidden layer (eq. 6) keeps the

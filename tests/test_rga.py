@@ -68,7 +68,7 @@ def test_both_branches_off_is_the_identity():
 def test_no_mask_is_constant_at_initialisation():
     """Every mask depends on its input from the start: with the original's reduced widths of 1
     and no BatchNorm, a ReLU unit over non-negative inputs was dead for every input in about
-    one spread actor in seven (docs/happo_rga.md)."""
+    one spread actor in seven (docs/ablations.md)."""
     layout = obs_layouts("mpe_spread")[0]
     for seed in range(50):
         torch.manual_seed(seed)
