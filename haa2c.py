@@ -569,6 +569,14 @@ if __name__ == "__main__":
                             return joint_act(actors, obs_t, obs_dims, deterministic=True)[0].cpu().numpy()
                     record_episode(args.env, policy, args.seed + iteration, f"videos/{run_name}/step_{global_step}.mp4")
 
+            # the iteration is over: what a checkpoint saves is now complete
+            snapshot = random_state(envs, eval_envs)
+            if args.checkpoint_interval and iteration % args.checkpoint_interval == 0:
+                saved = save_checkpoint(checkpoint_path, actors, critic, value_norm, actor_optimizers, critic_optimizer,
+                                        args, global_step, iteration, snapshot)
+                if not saved.ok:  # this checkpoint only is lost; the next interval tries again
+                    print(f"warning: {saved}; training goes on", file=sys.stderr, flush=True)
+
             if iteration % args.log_interval == 0 or iteration == last_iteration:
                 elapsed = time.time() - start_time
                 left = elapsed / (global_step - start_step) * (last_iteration * batch_size - global_step)
@@ -584,13 +592,6 @@ if __name__ == "__main__":
                       f"(collect {collect_time / busy:.0%}, update {update_time / busy:.0%}) "
                       f"elapsed {timedelta(seconds=round(elapsed))} left {timedelta(seconds=round(left))}", flush=True)
                 episode_returns, episode_scores = [], []
-
-            snapshot = random_state(envs, eval_envs)
-            if args.checkpoint_interval and iteration % args.checkpoint_interval == 0:
-                saved = save_checkpoint(checkpoint_path, actors, critic, value_norm, actor_optimizers, critic_optimizer,
-                                        args, global_step, iteration, snapshot)
-                if not saved.ok:  # this checkpoint only is lost; the next interval tries again
-                    print(f"warning: {saved}; training goes on", file=sys.stderr, flush=True)
     except KeyboardInterrupt:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C (or SIGTERM) must not break the save
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
