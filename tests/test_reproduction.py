@@ -14,10 +14,13 @@ them, naming the change in the commit:
 import json
 import math
 import os
+import subprocess
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
+from common.envs import CORES
 from conftest import ON_POLICY, SCRIPTS, read_scalars, run_dir, run_script
 
 pytestmark = pytest.mark.reproduction
@@ -239,13 +242,31 @@ FLOORS = {  # script: (total, window, floor)
 }
 
 
+def floor_run(script: str, cwd) -> subprocess.CompletedProcess:
+    total, _, _ = FLOORS[script]
+    return run_script(script, "--env", TASK[script], "--total-timesteps", str(total), "--eval-interval", "0",
+                      *PINNED, cwd=cwd, timeout=900)
+
+
+@pytest.fixture(scope="module")
+def floor_runs(request, tmp_path_factory):
+    """The selected floors' runs, started together when the first of their tests runs, as many at
+    a time as there are cores (each is one process on one torch thread), the longest (HAPPO-RGA's)
+    first: {script: a Future of (the finished process, its directory)}."""
+    scripts = [item.callspec.params["script"] for item in request.session.items
+               if getattr(item, "originalname", "") == "test_learning_floor"]
+    scripts.sort(key=lambda s: s != "happo_rga.py")
+    with ThreadPoolExecutor(max_workers=CORES) as pool:
+        dirs = {s: tmp_path_factory.mktemp(s.removesuffix(".py")) for s in scripts}
+        yield {s: pool.submit(lambda s=s: (floor_run(s, dirs[s]), dirs[s])) for s in scripts}
+
+
 @pytest.mark.parametrize("script", SCRIPTS)
-def test_learning_floor(script, tmp_path):
+def test_learning_floor(script, floor_runs):
     total, window, floor = FLOORS[script]
-    result = run_script(script, "--env", TASK[script], "--total-timesteps", str(total), "--eval-interval", "0",
-                        *PINNED, cwd=tmp_path, timeout=900)
+    result, cwd = floor_runs[script].result()
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
-    returns = [value for step, value in read_scalars(run_dir(tmp_path))["charts/episodic_return"]
+    returns = [value for step, value in read_scalars(run_dir(cwd))["charts/episodic_return"]
                if step > total - window]
     mean = sum(returns) / len(returns)
     assert mean >= floor, (f"{script} on {TASK[script]}, seed 1: mean training return {mean:.2f} over the last "
