@@ -364,6 +364,35 @@ def football_table(runs, published: Path, envs: list[str]) -> str:
         "at the checkpoint.\n")
 
 
+def probes(results: Path, env: str, steps: str, *words: str) -> str:
+    """Markdown: short probe runs side by side at `steps` on `env`, one row per word: an algorithm
+    (results/{env}/{algo}/) or a results directory of its own (`ablations/rga_channels_64`:
+    results/ablations/rga_channels_64/{env}/{its one algo}/); `seeds=2,3` keeps those seeds. Per
+    row each seed's training value, the means of train and eval over the seeds (each seed's the
+    mean of its last 10% of steps up to `steps`, as `final`) and their difference to the first row."""
+    at = float(steps)
+    keep = next(({int(s) for s in w[6:].split(",")} for w in words if w.startswith("seeds=")), None)
+    rows = []  # (label, {seed: curve})
+    for word in [w for w in words if not w.startswith("seeds=")]:
+        directory = results / env / word if word in ALGOS else next((results / word / env).iterdir())
+        label = LABELS[word] if word in ALGOS else f"`{word}`"
+        seeds = {int(re.findall(r"\d+", p.stem)[0]): read_curve(p) for p in sorted(directory.glob("seed*.csv"))}
+        rows.append((label, {s: c for s, c in seeds.items() if (keep is None or s in keep) and c["step"][-1] >= at}))
+    first = rows[0][0]
+    lines = [f"| run | seeds | train, each seed | train: mean | eval: mean | train − {first} | eval − {first} |",
+             "|---|---|---|---:|---:|---:|---:|"]
+    values = [{key: [final(c, key, at) for c in seeds.values()] for key in ("train", "eval")} for _, seeds in rows]
+    for (label, seeds), v in zip(rows, values):
+        differences = ["" if v is values[0] else with_interval(stats.mean_difference, 1, v[key], values[0][key], sign="+")
+                       for key in ("train", "eval")]
+        lines.append(f"| {label} | {', '.join(map(str, seeds))} | {', '.join(f'{t:.1f}' for t in v['train'])} | "
+                     f"{with_interval(stats.mean, 1, v['train'])} | {with_interval(stats.mean, 1, v['eval'])} | "
+                     + " | ".join(differences) + " |")
+    return "\n".join(lines) + (f"\n\nAt {at:,.0f} steps on {env}: each seed's mean of its training bins and "
+                               f"evaluations in the last 10% of the steps up to there. {stats.LEGEND}; each row's "
+                               "seeds resampled on their own in a difference.\n")
+
+
 # Fewer seeds than this on either side of a claim: no probability of improvement, each seed's value.
 MIN_SEEDS = 3
 # The papers' comparative claims, as (X, Y): X ends above Y (HAPPO-RGA level with or slightly

@@ -16,7 +16,9 @@ The tables (`benchmarks/plot.py` makes them; plot.py also writes them whole to r
 - `like_for_like ENV...`: ours beside the authors' code on our simulator at 1M, 2M, 5M, 1e7;
 - `improvement ENV...`: the papers' claims X > Y;
 - `football ENV`: a football env at its checkpoints beside the published curve;
-- `speed`: what the measured commands cost (results/speed.csv, benchmarks/headline.py).
+- `speed`: what the measured commands cost (results/speed.csv, benchmarks/headline.py);
+- `probes ENV STEPS ROW...`: short probe runs side by side at STEPS, a row per algorithm or
+  results directory of its own (`ablations/rga_channels_64`), `seeds=2,3` keeping those seeds.
 Algorithm names among the words keep only their rows: `<!-- table: final happo mpe_spread -->`.
 """
 
@@ -38,6 +40,8 @@ def render(spec: str, results: Path) -> str:
     """The markdown of one table, from its marker's words (`football grf_ca_easy`, say); algorithm
     names among them (`final happo mpe_spread`) keep only those algorithms' rows."""
     kind, *words = spec.split()
+    if kind == "probes":
+        return plot.probes(results, *words)
     algos = [w for w in words if w in plot.ALGOS]
     envs = [w for w in words if w not in algos]
     runs = {env: {algo: seeds for algo, seeds in by_algo.items() if not algos or algo in algos}
