@@ -367,3 +367,15 @@ def test_capture_video_writes_an_mp4(script, tiny_run, tmp_path):
     (video,) = (tmp_path / "videos").glob("*/step_50.mp4")
     frames = video_frames(video)
     assert len(frames) == 26 and frames[0].shape[2] == 3 and frames[0].std() > 0
+
+
+def test_update_speed_runs_each_scripts_update_with_torch_alone():
+    """benchmarks/update_speed.py runs the scripts' own update on a GPU machine that has PyTorch
+    but neither tyro, TensorBoard nor the envs' packages: here with those imports made to fail."""
+    code = ("import runpy, sys; sys.modules.update(dict.fromkeys(['tyro', 'tensorboard', 'gfootball', 'mpe2', "
+            "'pettingzoo'])); sys.argv = ['update_speed.py', '--num-envs', '2', '--num-steps', '10', '--repeats', "
+            "'1', '--threads', '1']; runpy.run_path('benchmarks/update_speed.py', run_name='__main__')")
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    for name in ("happo", "happo_rga"):
+        assert re.search(rf"\| `{name}.py` \| CPU .*, torch threads: 1 \| \d+\.\d\d \|", out.stdout), out.stdout
