@@ -40,7 +40,9 @@ The CSV (`export_csv`, read back by `read_results`) has one row per bin of `--bi
 charts/score_rate), `eval` (the last evaluation in the bin, eval/episodic_return or
 eval/score_rate; empty if none), `wall_time` (seconds of training up to the bin's end, summed
 over the segments of a resumed run, so the time between segments does not count) and `sps`
-(the last charts/SPS in the bin).
+(the last charts/SPS in the bin). The CSV of a run not yet complete ends at the step of the
+checkpoint kept beside it: what a stopped run logged after its last checkpoint is trained again
+when it goes on, so it is not part of its curve.
 """
 
 from __future__ import annotations
@@ -289,7 +291,7 @@ def start(run: Run, settings: Settings) -> subprocess.Popen | None:
 def finish(run: Run, returncode: int, settings: Settings) -> None:
     """After a run's process ends: export its curve, then mark it complete (to `--until` steps,
     if given) if it exited 0, in that order, so that `done` means the CSV is there too."""
-    if try_export(run, settings) and returncode == 0:
+    if try_export(run, settings, complete=returncode == 0) and returncode == 0:
         (run.path / DONE).write_text(json.dumps({"at": time.strftime("%Y-%m-%d %H:%M:%S"), "until": settings.until}) + "\n")
 
 
@@ -418,11 +420,12 @@ def carry_on(carried: dict[str, np.ndarray], merged: dict[str, np.ndarray], tags
     return before, merged, offset
 
 
-def export_csv(event_files, env_id: str, csv_path, bin_size: int = 100_000, carried=None) -> int | None:
+def export_csv(event_files, env_id: str, csv_path, bin_size: int = 100_000, carried=None,
+               until: int | None = None) -> int | None:
     """Write the learning curve of one run, its TensorBoard event files (the segments of a
     resumed run) merged, to `csv_path`, after the rows of the CSV `carried` (the segments run on
-    another machine) if given. Returns the number of rows, or None (and writes nothing) if
-    nothing is logged."""
+    another machine) if given, and up to step `until` if given. Returns the number of rows, or
+    None (and writes nothing) if nothing is logged."""
     train_tag, eval_tag = curve_tags(env_id)
     tags = (train_tag, eval_tag, SPS_TAG)
     segments = [s for s in (read_segment(f, tags) for f in event_files) if s is not None]
@@ -432,6 +435,8 @@ def export_csv(event_files, env_id: str, csv_path, bin_size: int = 100_000, carr
     before, offset = [], 0.0
     if carried is not None and Path(carried).exists():
         before, merged, offset = carry_on(read_results(carried), merged, tags, bin_size)
+    if until is not None:
+        merged = {tag: rows[rows[:, 0] <= until] for tag, rows in merged.items()}
     rows = before + [(step, train, evaluation, wall + offset, sps)
                      for step, train, evaluation, wall, sps in bin_rows(merged, train_tag, eval_tag, bin_size)]
     write_csv(Path(csv_path), rows)
@@ -444,12 +449,25 @@ def read_results(path) -> dict[str, np.ndarray]:
     return {column: data[column] for column in CSV_COLUMNS}
 
 
-def export(run: Run, settings: Settings) -> int | None:
-    """The run's CSV, and a copy of its newest checkpoint kept beside it (kept_checkpoint)."""
+def checkpoint_step(path: Path) -> int | None:
+    """The env-steps a checkpoint was trained for; None for a file that torch cannot read."""
+    import torch
+
+    try:
+        return int(torch.load(path, map_location="cpu", weights_only=True)["global_step"])
+    except Exception:  # noqa: BLE001 - a damaged file: the curve is then not cut
+        return None
+
+
+def export(run: Run, settings: Settings, complete: bool = False) -> int | None:
+    """The run's CSV, and a copy of its newest checkpoint kept beside it (kept_checkpoint); the
+    CSV of a run not `complete` up to that checkpoint's step, from which it goes on."""
+    checkpoint = newest_checkpoint(run.directory)
+    until = None if complete or checkpoint is None else checkpoint_step(checkpoint)
     rows = export_csv(Path(run.directory).glob(f"runs/*/{EVENTS}"), run.env,
                       results_path(settings.results_dir, run.env, run.algo, run.seed), settings.bin,
-                      run.path / CARRIED)
-    if (checkpoint := newest_checkpoint(run.directory)) is not None:
+                      run.path / CARRIED, until)
+    if checkpoint is not None:
         kept = kept_checkpoint(run, settings)
         kept.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(checkpoint, kept.with_suffix(".tmp"))
@@ -458,11 +476,11 @@ def export(run: Run, settings: Settings) -> int | None:
     return rows
 
 
-def try_export(run: Run, settings: Settings) -> bool:
+def try_export(run: Run, settings: Settings, complete: bool = False) -> bool:
     """export(), where a write that fails (a full disk) is one warning line, not the sweep's end:
     the runs go on, and the same command, or --export-only, writes the results later."""
     try:
-        export(run, settings)
+        export(run, settings, complete)
         return True
     except OSError as err:
         print(f"warning: could not write the results of {run.name} ({err}); the sweep goes on, and the same "
@@ -740,7 +758,7 @@ def main(argv=None) -> int:
     check_same_flags(runs)
     if opts.export_only:
         for run in runs:
-            rows = export(run, settings)
+            rows = export(run, settings, is_complete(run, settings))
             print(f"{run.name}: {'nothing logged' if rows is None else f'{rows} rows'}")
         return 0
 

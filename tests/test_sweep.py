@@ -206,6 +206,17 @@ def test_a_tiny_run_exports_the_scalars_it_logged(tmp_path):
 
     again = run_sweep(tmp_path, "--bin", "50")  # complete: nothing runs
     assert again.returncode == 0 and "1 complete, 0 to run" in again.stdout and len(segments(directory)) == 1
+
+    # not complete, with a checkpoint at step 50: what it logged after that is trained again when
+    # it goes on, so its CSV ends there
+    import torch
+
+    checkpoint = sweep.newest_checkpoint(directory)
+    torch.save({**torch_load(checkpoint), "global_step": 50}, checkpoint)
+    (directory / "done").unlink()
+    assert run_sweep(tmp_path, "--bin", "50", "--export-only").returncode == 0
+    cut = csv_of(tmp_path)
+    assert list(cut["step"]) == [50] and cut["train"][0] == csv["train"][0]
     other = run_sweep(tmp_path, flags=[*TINY, "--learning-rate", "1e-3"])
     assert other.returncode == 2 and "give this sweep another --name" in other.stderr
 
