@@ -330,6 +330,27 @@ FOOTBALL_CHECKPOINTS = {"grf_ca_hard": (2e6, 4e6, 6e6, 8e6)}
 DEFAULT_CHECKPOINTS = (1e6, 2e6, 3e6)
 
 
+# A football run has left its flat start at its first evaluation at or above this score rate.
+FLAT_START = 0.1
+
+
+def left_flat_start(curve: dict, interpolate: bool = False) -> str:
+    """The step of the curve's first evaluation at or above FLAT_START, in millions ("not by" its
+    last evaluation where none is); `interpolate`: where the line between two points crosses it
+    (a published curve, read off a figure)."""
+    steps, values = curve["step"][~np.isnan(curve["eval"])], curve["eval"][~np.isnan(curve["eval"])]
+    above = np.flatnonzero(values >= FLAT_START)
+    if not len(steps):
+        return ""
+    if not len(above):
+        return f"not by {steps[-1] / 1e6:g}M"
+    k = above[0]
+    at = steps[k]
+    if interpolate and k > 0:
+        at = np.interp(FLAT_START, values[k - 1:k + 1], steps[k - 1:k + 1])
+    return f"{round(at / 1e6, 2):g}M"
+
+
 def football_table(runs, published: Path, envs: list[str]) -> str:
     """Markdown: per football env (a table each, at its FOOTBALL_CHECKPOINTS) and algorithm, at
     each checkpoint the seeds reached, our training and evaluation score rates (each seed's the
@@ -337,8 +358,9 @@ def football_table(runs, published: Path, envs: list[str]) -> str:
     seeds) beside the authors' published curve there."""
     def header(checkpoints):
         return ["| env | algorithm | " + " | ".join(f"{at / 1e6:g}M: {what}" for at in checkpoints
-                                                  for what in ("train", "eval", "published")) + " |",
-                "|---|---|" + "---:|" * 3 * len(checkpoints)]
+                                                  for what in ("train", "eval", "published"))
+                + f" | first eval ≥ {FLAT_START} | published: first ≥ {FLAT_START} |",
+                "|---|---|" + "---:|" * (3 * len(checkpoints) + 2)]
 
     tables = []
     for env in [e for e in envs if e.startswith("grf")]:
@@ -352,6 +374,8 @@ def football_table(runs, published: Path, envs: list[str]) -> str:
                 steps, values = curves.get(algo, (np.array([]), np.array([])))
                 theirs = f"{np.interp(at, steps, values):.3f}" if len(steps) and steps[0] <= at <= steps[-1] else ""
                 cells += [*(ours if seeds else ["", ""]), theirs]
+            cells += [", ".join(left_flat_start(c) for _, c in sorted(runs[env][algo].items())),
+                      left_flat_start({"step": steps, "eval": values}, interpolate=True) if len(steps) else ""]
             if any(cells):
                 seeds = len(runs[env][algo])
                 lines.append(f"| {env} | {LABELS.get(algo, algo)} ({seeds_text(seeds)}) | " + " | ".join(cells) + " |")
@@ -360,6 +384,9 @@ def football_table(runs, published: Path, envs: list[str]) -> str:
         "\n\nScore rates: the fraction of episodes that end with a goal. Ours: each seed's mean over the last 10% "
         "of the steps up to the checkpoint (training bins of 100k steps; evaluations of 100 episodes with the "
         "deterministic policy, every 250k steps, on grf_ca_hard every 500k); blank where no seed got there. "
+        f"First eval ≥ {FLAT_START}: where each seed's evaluations left the flat start, the first at or above "
+        f"{FLAT_START} (\"not by\" the last so far where none is); published: where the authors' curve first "
+        f"reaches {FLAT_START}. "
         f"{stats.LEGEND}. Published: the authors' curve (HARL, JMLR 2024, football figure; `results/published/`) "
         "at the checkpoint.\n")
 

@@ -102,7 +102,8 @@ def test_football_table_at_1m_2m_3m_beside_the_published_curve(tmp_path):
     run_plot(tmp_path, tmp_path / "figures", tmp_path / "t.md", tmp_path / "l.md", tmp_path / "c.md", football)
     header, _, row = cells(football)
     assert header[2:5] == ["1M: train", "1M: eval", "1M: published"]
-    assert row == ["grf_ca_easy", "HAPPO (1 seed)", "0.100", "0.200", "0.150", "0.195", "0.400", "0.350", "", "", "0.550"]
+    assert row == ["grf_ca_easy", "HAPPO (1 seed)", "0.100", "0.200", "0.150", "0.195", "0.400", "0.350", "", "", "0.550",
+                   "0.5M", "0.75M"]  # left the flat start: ours at its 0.1, the published line crossing 0.1
     assert (tmp_path / "figures" / "football_eval.png").exists()
 
 
@@ -118,10 +119,16 @@ def test_counterattack_hard_has_a_table_of_its_own_at_2m_to_8m(tmp_path):
     run_plot(tmp_path, tmp_path / "figures", tmp_path / "t.md", tmp_path / "l.md", tmp_path / "c.md", football)
     easy, hard = (cells(football)[:3], cells(football)[3:])
     assert easy[0][2] == "1M: train" and easy[2][:2] == ["grf_ca_easy", "HAPPO (1 seed)"]
-    assert hard[0][2:] == [f"{m}M: {what}" for m in (2, 4, 6, 8) for what in ("train", "eval", "published")]
+    assert hard[0][2:] == [*(f"{m}M: {what}" for m in (2, 4, 6, 8) for what in ("train", "eval", "published")),
+                           "first eval ≥ 0.1", "published: first ≥ 0.1"]
     # training: the mean of the bins in the last 10% of the steps, (1.8M, 2M] and (3.6M, 4M]
     assert hard[2] == ["grf_ca_hard", "HAPPO-RGA (1 seed)", "0.019", "0.200", "", "0.038", "0.400", "",
-                       *[""] * 6]
+                       *[""] * 6, "1M", ""]
+    # a run whose evaluations are all below 0.1 so far: "not by" its last evaluation
+    write_run(tmp_path / "results" / "grf_ca_hard" / "happo" / "seed1.csv", steps[:20], steps[:20] / 1e8,
+              np.where(steps[:20] % 500_000 == 0, 0.05, np.nan))
+    run_plot(tmp_path, tmp_path / "figures", tmp_path / "t.md", tmp_path / "l.md", tmp_path / "c.md", football)
+    assert cells(football)[5][1] == "HAPPO (1 seed)" and cells(football)[5][-2:] == ["not by 2M", ""]
 
 
 def test_digitize_reads_back_curves_drawn_in_the_authors_colours():
