@@ -2,6 +2,7 @@
 
     python benchmarks/throughput.py                  # MPE Spread, about 3 minutes on 2 cores
     python benchmarks/throughput.py --train-steps 400000
+    python benchmarks/throughput.py --script happo.py mappo.py hatd3.py   # each algorithm, alternated
     python benchmarks/throughput.py --env grf_ca_hard   # football, about 20 minutes on 2 cores
     python benchmarks/throughput.py --env grf_ca_hard --script happo.py happo_rga.py   # alternated
     python benchmarks/throughput.py --env grf_ca_hard --num-envs 2 --script happo_rga.py
@@ -13,7 +14,9 @@ imports excluded), for the paper preset with evaluation off: MPE 20 envs x 200 s
 iteration) in `--num-workers` worker processes, against the same 50 raw engines in the same
 workers stepped with random actions (`--num-envs` changes the 50, `--script` the script; several
 scripts alternate with the raw engines, and each row gives the script's collect / update split:
-the seconds of the rollout and of the update in its iteration).
+the seconds of the rollout and of the update in its iteration). On MPE, `--script` times each
+script's training instead, alternated `--repeats` times, against `happo.py` as the reference;
+`hatd3.py` (continuous actions only) trains on the continuous variant of the env.
 """
 
 import argparse
@@ -85,10 +88,10 @@ if __name__ == "__main__":
     parser.add_argument("--train-steps", type=int, help="env-steps per training run "
                         "(default 200,000 for MPE, one iteration of 50,000 for football)")
     parser.add_argument("--num-workers", type=int, default=2, help="football: worker processes")
-    parser.add_argument("--repeats", type=int, default=3, help="football: raw/training pairs")
+    parser.add_argument("--repeats", type=int, default=3, help="rounds of the alternated measurements")
     parser.add_argument("--num-envs", type=int, default=50, help="football: engines (the preset's 50)")
-    parser.add_argument("--script", nargs="+", default=["happo.py"],
-                        help="football: the training script(s), alternated with the raw engines")
+    parser.add_argument("--script", nargs="+", help="the training script(s): football, alternated with the raw "
+                        "engines (default happo.py); MPE, each timed against happo.py instead of the raw table")
     parser.add_argument("--cuda", action="store_true", help="also time training with --cuda")
     opts = parser.parse_args()
 
@@ -98,6 +101,7 @@ if __name__ == "__main__":
           f"torch {torch.__version__}, numpy {np.__version__}"
           + (f", GPU {torch.cuda.get_device_name()}" if opts.cuda and torch.cuda.is_available() else ""))
     if opts.env == "grf_ca_hard":
+        opts.script = opts.script or ["happo.py"]
         # the engine's speed drifts by 10-30% within minutes on a shared host, so raw and
         # training alternate and each ratio compares neighbours
         w, n = opts.num_workers, opts.num_envs
@@ -120,6 +124,20 @@ if __name__ == "__main__":
         sys.exit()
 
     steps = opts.train_steps or 200_000
+    if opts.script:
+        scripts = list(dict.fromkeys(["happo.py", *opts.script]))  # the reference first
+        envs = {s: opts.env + "_continuous" if s == "hatd3.py" else opts.env for s in scripts}
+        print(f"training: the batched backend, {steps:,} env-steps each, evaluation off; SPS at the last iteration")
+        print("| repeat | " + " | ".join(f"`{s}` on {envs[s]}" for s in scripts) + " |")
+        print("|-------:|" + "------:|" * len(scripts))
+        rates = {s: [] for s in scripts}
+        for repeat in range(1, opts.repeats + 1):
+            for s in scripts:
+                rates[s].append(training_speed(envs[s], "batched", steps, [], s))
+            print(f"| {repeat} | " + " | ".join(f"{rates[s][-1]:,.0f}" for s in scripts) + " |", flush=True)
+        print("| x happo.py, median | " + " | ".join(
+            f"{np.median(np.divide(rates[s], rates['happo.py'])):.2f}" for s in scripts) + " |")
+        sys.exit()
     rows = [
         ("raw batched env, 20 envs", raw_env_speed(opts.env, "batched", 20)),
         ("raw batched env, 1000 envs", raw_env_speed(opts.env, "batched", 1000)),

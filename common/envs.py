@@ -210,7 +210,8 @@ class FootballEnv:
     """One Google Research Football academy scenario as the authors set it up: `simple115v2`
     observations, `scoring,checkpoints` rewards, 19 discrete actions per agent; the team reward
     is the first agent's reward (checkpoint rewards go to the player on the ball, so this is
-    the authors' choice, kept); the episode's end, time-out included, is a termination."""
+    the authors' choice, kept); the episode's end, time-out included, is a termination.
+    gfootball's own environment, with its multi-player layer made lean (common/gfootball_lean.py)."""
 
     scores = True
 
@@ -221,10 +222,12 @@ class FootballEnv:
             warnings.simplefilter("ignore", DeprecationWarning)
             import gfootball.env as football_env
 
+            from common.gfootball_lean import lean
+
             scenario, n = GRF_ENVS[env_id]
-            self.env = football_env.create_environment(
+            self.env = lean(football_env.create_environment(
                 env_name=scenario, representation="simple115v2", rewards="scoring,checkpoints",
-                number_of_left_players_agent_controls=n, render=render)
+                number_of_left_players_agent_controls=n, render=render))
         self.agents = [AgentSpec(obs_dim=115, discrete=True, action_dim=19)] * n
         self.state_dim = 115 + (n - 1) * 11
         self.scored = False  # whether the last step scored a goal for the agents' team

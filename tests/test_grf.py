@@ -56,6 +56,35 @@ def test_state_is_the_engine_observations_rearranged():
     env.close()
 
 
+def same_player_observations(ours: list[dict], theirs: list[dict]) -> bool:
+    return [o.keys() for o in ours] == [o.keys() for o in theirs] and all(
+        np.array_equal(o[key], t[key]) for o, t in zip(ours, theirs) for key in o)
+
+
+def test_lean_layer_gives_gfootballs_own_observations_and_actions():
+    """common/gfootball_lean.py against gfootball's FootballEnv on the same engine states: each
+    step of random play over several episodes, the per-player observations that the wrappers
+    turn into simple115v2 and the rewards, and the actions passed to the engine."""
+    from gfootball.env import football_env
+
+    env = FootballEnv("grf_ca_hard")
+    inner = env.env.unwrapped
+    assert type(inner).__name__ == "LeanFootballEnv"
+    rng = np.random.default_rng(2)
+    env.reset(seed=2)
+    episodes = 0
+    while episodes < 4:
+        theirs = football_env.FootballEnv._convert_observations(
+            inner, inner._env.observation(), inner._agent, inner._agent_left_position, inner._agent_right_position)
+        assert same_player_observations(inner.observation(), theirs)
+        _, _, _, done, _ = env.step(random_play(4, rng))
+        assert inner._get_actions() == football_env.FootballEnv._get_actions(inner) == inner._agent._action
+        if done:
+            episodes += 1
+            env.reset()
+    env.close()
+
+
 @pytest.fixture(scope="module")
 def ps_episodes():
     """Seeded random play on grf_ps until episodes with and without a goal have finished, with a
