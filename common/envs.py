@@ -395,6 +395,18 @@ def worker_main() -> None:
 # torch (a forked or spawned worker would carry or re-import the training script's modules).
 WORKER = "from common.envs import worker_main; worker_main()"
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# A worker's heap on transparent huge pages (glibc >= 2.35 reads this at start-up; elsewhere it
+# is ignored). 50 football engines share a heap of several GB, and as episodes reset their scene
+# nodes scatter over it: with 4 KB pages the engines' scene-graph walks then miss the TLB, and a
+# worker's steps grew about 1.5x slower within its first half hour (docs/football.md, "Heap pages").
+HUGE_PAGE_HEAP = "glibc.malloc.hugetlb=1"
+
+
+def worker_tunables(current: str | None) -> str:
+    """GLIBC_TUNABLES for a worker: the caller's own, with the huge-page heap unless they set it."""
+    if current and "glibc.malloc.hugetlb=" in current:
+        return current
+    return ":".join(filter(None, [current, HUGE_PAGE_HEAP]))
 
 
 # Seconds a worker may take to answer a command, starting its engines included (about 60 s for 100
@@ -446,7 +458,8 @@ class WorkerPool:
     def _spawn(self, w: int) -> None:
         """Start worker w with its chunk of every group (a fresh interpreter, fresh engines)."""
         mine = {name: chunks[w] for name, chunks in self.chunks.items()}
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [REPO_ROOT, os.environ.get("PYTHONPATH")]))}
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [REPO_ROOT, os.environ.get("PYTHONPATH")])),
+               "GLIBC_TUNABLES": worker_tunables(os.environ.get("GLIBC_TUNABLES"))}
         parent, child = mp.Pipe()
         self.procs[w] = subprocess.Popen(
             [sys.executable, "-c", WORKER, str(child.fileno()), self.env_id, json.dumps(mine)],

@@ -151,3 +151,24 @@ def test_engines_per_worker_keep_the_vector_env_contract(num_workers):
     finally:
         envs.close()
     assert all(proc.poll() is not None for proc in envs.pool.procs)
+
+
+def test_football_workers_heap_is_on_huge_pages(monkeypatch):
+    """A worker's engines live on transparent huge pages (docs/football.md, "Heap pages"), and a
+    caller's own glibc tunables reach it, their own choice of heap pages first."""
+    from common.envs import worker_tunables
+
+    assert worker_tunables("glibc.malloc.arena_max=2") == "glibc.malloc.arena_max=2:glibc.malloc.hugetlb=1"
+    assert worker_tunables("glibc.malloc.hugetlb=0") == "glibc.malloc.hugetlb=0"
+    with open("/sys/kernel/mm/transparent_hugepage/enabled") as f:
+        if "[never]" in f.read():
+            pytest.skip("transparent huge pages are off on this machine")
+    monkeypatch.delenv("GLIBC_TUNABLES", raising=False)
+    envs = make_vec_env("grf_ca_hard", 1, num_workers=1, backend="gfootball")
+    try:
+        envs.reset(seed=0)
+        with open(f"/proc/{envs.pool.procs[0].pid}/smaps_rollup") as f:
+            huge_kb = next(int(line.split()[1]) for line in f if line.startswith("AnonHugePages:"))
+    finally:
+        envs.close()
+    assert huge_kb >= 50_000  # most of an engine's ~57 MB
