@@ -26,7 +26,7 @@ def iterations(lines):
     for line in lines:
         if m := EVAL_INTERVAL.match(line):
             eval_interval = int(m[1])
-        if line.startswith(("resumed from", "starting ")) and not line.startswith("starting 0"):
+        if line.startswith(("starting ", "resumed from")):  # a process starts its engines, or resumes
             previous = None
             continue
         m = LINE.match(line)

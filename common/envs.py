@@ -398,8 +398,8 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # A worker's heap on transparent huge pages (glibc >= 2.35 reads this at start-up; elsewhere it
 # is ignored). 50 + 50 football engines share a heap of about 6 GB, their scene nodes allocated
 # and freed as episodes reset; with 4 KB pages a worker's steps slowed as it aged, most of it in
-# the walks over those nodes, and 2 MB pages made the runs' later iterations 1.2-1.5x faster
-# (docs/football.md, "Heap pages").
+# the walks over those nodes; 2 MB pages made the runs' iterations faster (docs/football.md,
+# "Heap pages").
 HUGE_PAGE_HEAP = "glibc.malloc.hugetlb=1"
 
 
